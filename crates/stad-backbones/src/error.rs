@@ -1,0 +1,58 @@
+//! Typed errors of the backbone crate.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong when building a backbone or loading weights into it.
+#[derive(Debug, thiserror::Error)]
+pub enum BackboneError {
+    /// A configuration that cannot describe a network (no tap, a tap out of range, a zero width…).
+    #[error("invalid backbone configuration: {0}")]
+    InvalidConfig(String),
+
+    /// The weight file could not be read or parsed.
+    #[error("cannot read weights from {path}: {message}")]
+    WeightFile {
+        /// The file (or `<embedded>` / `<memory>`).
+        path: PathBuf,
+        /// What the reader reported.
+        message: String,
+    },
+
+    /// The file's extension says neither `.pth`/`.pt` nor `.safetensors`.
+    #[error("unsupported weight file {0}: expected .pth, .pt or .safetensors")]
+    UnsupportedFormat(PathBuf),
+
+    /// The weights do not fit the network: keys it needs are absent, keys it does not know are
+    /// present, or shapes differ. This is what a file for another architecture gives.
+    #[error(
+        "weights do not fit {network}: {} missing key(s) {}, {} unexpected key(s) {}, {} shape mismatch(es) {}",
+        missing.len(), preview(missing), unexpected.len(), preview(unexpected),
+        shape_mismatches.len(), preview(shape_mismatches)
+    )]
+    WeightMismatch {
+        /// The network the weights were loaded into (e.g. `resnet18 to layer3`).
+        network: String,
+        /// torchvision keys the network needs but the file lacks.
+        missing: Vec<String>,
+        /// torchvision keys in the file that the network has no place for (keys of stages
+        /// deeper than the network's deepest one, and `num_batches_tracked`, are not counted).
+        unexpected: Vec<String>,
+        /// `key: expected [..], found [..]` for each tensor of the wrong shape.
+        shape_mismatches: Vec<String>,
+    },
+}
+
+fn preview(keys: &[String]) -> String {
+    const SHOWN: usize = 6;
+    if keys.is_empty() {
+        return String::new();
+    }
+    let mut s = keys.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if keys.len() > SHOWN {
+        s.push_str(&format!(", … ({} more)", keys.len() - SHOWN));
+    }
+    format!("[{s}]")
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = BackboneError> = std::result::Result<T, E>;

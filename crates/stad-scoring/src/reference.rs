@@ -1,0 +1,58 @@
+//! Straightforward reference formulations of the layer maps.
+//!
+//! They spell the formulas out as PyTorch code would (normalise, subtract, square, sum) and
+//! keep the relative accuracy of `f32` everywhere. The public kernels in the crate root
+//! ([`stfpm_layer_map`](crate::stfpm_layer_map), [`ensemble_layer_maps`](crate::ensemble_layer_maps))
+//! compute the same values faster; the tests check the two against each other and the
+//! benchmark (`cargo bench -p stad-scoring`) times both.
+
+use burn::tensor::{Tensor, backend::Backend};
+
+use crate::layer::{NORM_EPS, check_same_shape};
+use crate::ScoringError;
+
+/// `x / max(‖x‖₂, NORM_EPS)` over channels (dim 1), literally as
+/// `torch.nn.functional.normalize(x, dim=1)`.
+pub fn l2_normalize<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let norm = x.clone().square().sum_dim(1).sqrt().clamp_min(NORM_EPS);
+    x / norm
+}
+
+/// Reference for [`stfpm_layer_map`](crate::stfpm_layer_map):
+/// `e = 0.5 · ‖t̂ − ŝ‖²` over channels, `[B, 1, h, w]`.
+///
+/// # Errors
+/// [`ScoringError::ShapeMismatch`] when the shapes differ.
+pub fn stfpm_layer_map<B: Backend>(
+    teacher: Tensor<B, 4>,
+    student: Tensor<B, 4>,
+) -> Result<Tensor<B, 4>, ScoringError> {
+    check_same_shape(&teacher, &student, None)?;
+    let diff = l2_normalize(teacher) - l2_normalize(student);
+    Ok(diff.square().sum_dim(1) * 0.5)
+}
+
+/// Reference for [`ensemble_layer_maps`](crate::ensemble_layer_maps): stacks the normalised
+/// students to `[S, B, C, h, w]` and takes the population mean and variance over `S`;
+/// returns `(0.5·‖t̂ − mean_s ŝ_s‖², Σ_c var_s ŝ_s)`, each `[B, 1, h, w]`.
+///
+/// # Errors
+/// As [`ensemble_layer_maps`](crate::ensemble_layer_maps).
+pub fn ensemble_layer_maps<B: Backend>(
+    teacher: Tensor<B, 4>,
+    students: &[Tensor<B, 4>],
+) -> Result<(Tensor<B, 4>, Tensor<B, 4>), ScoringError> {
+    if students.is_empty() {
+        return Err(ScoringError::NoStudents);
+    }
+    for (i, s) in students.iter().enumerate() {
+        check_same_shape(&teacher, s, Some(i))?;
+    }
+    let normalised: Vec<Tensor<B, 4>> = students.iter().cloned().map(l2_normalize).collect();
+    let stacked: Tensor<B, 5> = Tensor::stack(normalised, 0);
+    let (var, mean) = stacked.var_mean_bias(0);
+    let mean: Tensor<B, 4> = mean.squeeze_dim(0);
+    let var: Tensor<B, 4> = var.squeeze_dim(0);
+    let error = (l2_normalize(teacher) - mean).square().sum_dim(1) * 0.5;
+    Ok((error, var.sum_dim(1)))
+}

@@ -1,0 +1,38 @@
+//! # stad — student–teacher anomaly detection
+//!
+//! Given only defect-free images of a product, train students that reproduce a frozen,
+//! ImageNet-pretrained teacher's feature maps; where they disagree on a new image, it is
+//! anomalous. This crate gathers the methods (STFPM, a students ensemble with feature
+//! variance, the Simple Student), their training and inference, and re-exports the building
+//! blocks:
+//!
+//! - [`backbones`]: ResNet / MobileNetV2 with torchvision weights, the frozen teacher and the
+//!   embedded ImageNet MobileNetV2 default teacher;
+//! - [`distill`]: distillation losses;
+//! - [`scoring`]: anomaly-map kernels;
+//! - [`metrics`]: AUROC, AU-PRO, F1-optimal thresholds, Dice;
+//! - [`data`]: MVTec AD, folder and synthetic data sets.
+//!
+//! Everything is generic over burn's `Backend`; [`backend`] names the ones stad is built with.
+
+pub use stad_backbones as backbones;
+pub use stad_data as data;
+pub use stad_distill as distill;
+pub use stad_metrics as metrics;
+pub use stad_scoring as scoring;
+
+/// The burn backends stad is built and tested with.
+pub mod backend {
+    /// The fast pure-Rust CPU backend (the default on CPU, and the tests' backend).
+    pub type Cpu = burn::backend::Flex;
+    /// The ndarray CPU backend (selectable; slower than [`Cpu`]).
+    pub type CpuNdArray = burn::backend::NdArray;
+    /// [`Cpu`] with automatic differentiation, for training.
+    pub type CpuAutodiff = burn::backend::Autodiff<Cpu>;
+    /// NVIDIA GPUs through CUDA (feature `cuda`; the driver is loaded at run time).
+    #[cfg(feature = "cuda")]
+    pub type Cuda = burn::backend::Cuda;
+    /// [`Cuda`] with automatic differentiation.
+    #[cfg(feature = "cuda")]
+    pub type CudaAutodiff = burn::backend::Autodiff<Cuda>;
+}

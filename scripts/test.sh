@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite, release-built (the numeric tests are heavy), then a compile-only check
+# of the CUDA build. Shared fixtures are found through STAD_SHARED (default: ../shared).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo test --release --workspace --all-targets
+cargo test --release --workspace --doc
+cargo build --release --workspace --features cuda
