@@ -12,7 +12,11 @@ use stad::backbones::{BackboneConfig, FrozenTeacher, embedded};
 use stad::backend::Cpu;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let size: usize = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(224);
+    let size: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(224);
     let device = Default::default();
     let config = BackboneConfig::mobilenet_v2_tf();
     let backbone = embedded::mobilenet_v2_imagenet::<Cpu>(&config, &device)?;
@@ -45,6 +49,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for ((shape, stride), mean) in shapes.iter().zip(config.tap_strides()).zip(means) {
         println!("  tap stride {stride:>2}: {shape:?}  mean activation {mean:.4}");
     }
-    println!("forward on CPU (flex): {:.1} ms", elapsed.as_secs_f64() * 1e3);
+    println!(
+        "forward on CPU (flex): {:.1} ms",
+        elapsed.as_secs_f64() * 1e3
+    );
     Ok(())
 }

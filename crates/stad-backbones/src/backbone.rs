@@ -78,12 +78,16 @@ impl BackboneConfig {
     pub fn with_reduced_width(&self, resnet_inner: [usize; 4], mobilenet_expansion: usize) -> Self {
         match self {
             Self::ResNet(c) => Self::ResNet(c.clone().with_inner_widths(Some(resnet_inner))),
-            Self::MobileNetV2(c) => Self::MobileNetV2(c.clone().with_expansion(Some(mobilenet_expansion))),
+            Self::MobileNetV2(c) => {
+                Self::MobileNetV2(c.clone().with_expansion(Some(mobilenet_expansion)))
+            }
         }
     }
 }
 
 /// Any backbone of this crate.
+// A model holds one or two backbones, so the size gap between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Backbone<B: Backend> {
     /// A torchvision ResNet.

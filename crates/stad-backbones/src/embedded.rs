@@ -15,7 +15,8 @@ use crate::error::Result;
 use crate::weights::StateDict;
 
 /// The safetensors bytes of the embedded teacher.
-pub const MOBILENET_V2_IMAGENET: &[u8] = include_bytes!("../weights/mobilenet_v2_imagenet_tflite.safetensors");
+pub const MOBILENET_V2_IMAGENET: &[u8] =
+    include_bytes!("../weights/mobilenet_v2_imagenet_tflite.safetensors");
 
 /// Label used in error messages for the embedded file.
 pub const EMBEDDED_LABEL: &str = "<embedded mobilenet_v2_imagenet_tflite.safetensors>";
@@ -27,7 +28,10 @@ pub fn mobilenet_v2_imagenet_state_dict() -> Result<StateDict> {
 
 /// The embedded ImageNet MobileNetV2, built with `config` (which must be a MobileNetV2 with
 /// `tf_padding`; [`BackboneConfig::mobilenet_v2_tf`] is the default) and loaded.
-pub fn mobilenet_v2_imagenet<B: Backend>(config: &BackboneConfig, device: &B::Device) -> Result<Backbone<B>> {
+pub fn mobilenet_v2_imagenet<B: Backend>(
+    config: &BackboneConfig,
+    device: &B::Device,
+) -> Result<Backbone<B>> {
     let mut backbone = config.init(device)?;
     backbone.load_torchvision(&mobilenet_v2_imagenet_state_dict()?)?;
     Ok(backbone)

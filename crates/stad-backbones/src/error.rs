@@ -47,7 +47,12 @@ fn preview(keys: &[String]) -> String {
     if keys.is_empty() {
         return String::new();
     }
-    let mut s = keys.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    let mut s = keys
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     if keys.len() > SHOWN {
         s.push_str(&format!(", … ({} more)", keys.len() - SHOWN));
     }

@@ -6,6 +6,51 @@ use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+/// `y = x·scale_c + shift_c` per channel for `x: [B, C, H, W]`, `scale, shift: [C]`.
+///
+/// Written as a broadcast over the last axis of `[B·C, H·W]`: burn-flex 0.21 broadcasts a
+/// `[1, C, 1, 1]` operand over a batch 20–30× slower than this (measured: 4.3 ms vs 0.13 ms
+/// for `[8, 64, 32, 32]`), which made BatchNorm the bottleneck of every network.
+pub fn channel_affine<B: Backend>(x: Tensor<B, 4>, scale: Tensor<B, 1>, shift: Tensor<B, 1>) -> Tensor<B, 4> {
+    let [b, c, h, w] = x.dims();
+    let per_row = |v: Tensor<B, 1>| v.reshape([1, c]).repeat_dim(0, b).reshape([b * c, 1]);
+    (x.reshape([b * c, h * w]) * per_row(scale) + per_row(shift)).reshape([b, c, h, w])
+}
+
+/// BatchNorm with PyTorch's semantics, computed with [`channel_affine`].
+///
+/// - Without autodiff (inference, the frozen teacher): `y = (x − μ_run)/√(σ²_run + ε)·γ + β`.
+/// - On an autodiff backend (training): batch statistics over `(B, H, W)`,
+///   `y = (x − μ_B)/√(σ²_B + ε)·γ + β` with the biased `σ²_B`, and the running statistics
+///   move as PyTorch's do: `μ_run ← (1−m)·μ_run + m·μ_B`,
+///   `σ²_run ← (1−m)·σ²_run + m·σ²_B·n/(n−1)` (unbiased; burn's own BatchNorm uses the biased
+///   variance here).
+pub fn batch_norm<B: Backend>(bn: &BatchNorm<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let device = x.device();
+    let gamma = bn.gamma.val();
+    let beta = bn.beta.val();
+    if !B::ad_enabled(&device) {
+        let inv_std = bn.running_var.value().add_scalar(bn.epsilon).sqrt().recip();
+        let scale = gamma * inv_std;
+        let shift = beta - bn.running_mean.value() * scale.clone();
+        return channel_affine(x, scale, shift);
+    }
+    let [b, c, h, w] = x.dims();
+    let n = (b * h * w) as f64;
+    let channel_mean = |t: Tensor<B, 4>| t.mean_dim(0).mean_dim(2).mean_dim(3).reshape([c]);
+    let mean = channel_mean(x.clone());
+    let centered = channel_affine(x, Tensor::ones([c], &device), mean.clone().neg());
+    let var = channel_mean(centered.clone().square());
+    let m = bn.momentum;
+    let unbiased = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
+    let running_mean = bn.running_mean.value_sync().mul_scalar(1.0 - m) + mean.detach().mul_scalar(m);
+    let running_var = bn.running_var.value_sync().mul_scalar(1.0 - m) + var.clone().detach().mul_scalar(m * unbiased);
+    bn.running_mean.update(running_mean.detach());
+    bn.running_var.update(running_var.detach());
+    let scale = gamma * var.add_scalar(bn.epsilon).sqrt().recip();
+    channel_affine(centered, scale, beta)
+}
+
 /// torchvision's convolution init: `kaiming_normal_(mode="fan_out", nonlinearity="relu")`.
 pub(crate) fn kaiming_fan_out() -> Initializer {
     Initializer::KaimingNormal {
@@ -66,7 +111,7 @@ impl ConvBnConfig {
 impl<B: Backend> ConvBn<B> {
     /// `bn(conv(x))`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.bn.forward(self.conv.forward(x))
+        batch_norm(&self.bn, self.conv.forward(x))
     }
 
     /// `relu(bn(conv(x)))`.
@@ -77,5 +122,60 @@ impl<B: Backend> ConvBn<B> {
     /// `clamp(bn(conv(x)), 0, 6)` (ReLU6).
     pub fn forward_relu6(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         self.forward(x).clamp(0.0, 6.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, Flex};
+    use burn::tensor::{Distribution, Tolerance};
+
+    /// A BatchNorm with non-trivial gamma/beta; its running statistics are its own.
+    fn random_bn<Bk: Backend>(device: &Bk::Device) -> BatchNorm<Bk> {
+        let mut bn = BatchNormConfig::new(5).init::<Bk>(device);
+        let gamma = [0.5f32, 1.5, 2.0, 0.8, 1.1];
+        let beta = [0.1f32, -0.3, 0.0, 1.0, -2.0];
+        bn.gamma = bn.gamma.map(|_| Tensor::from_floats(gamma, device).require_grad());
+        bn.beta = bn.beta.map(|_| Tensor::from_floats(beta, device));
+        bn
+    }
+
+    #[test]
+    fn inference_equals_burns_batch_norm() {
+        let device = Default::default();
+        let bn = random_bn::<Flex>(&device);
+        let x = Tensor::<Flex, 4>::random([3, 5, 4, 6], Distribution::Normal(1.0, 2.0), &device);
+        batch_norm(&bn, x.clone())
+            .into_data()
+            .assert_approx_eq::<f32>(&bn.forward(x).into_data(), Tolerance::default());
+    }
+
+    #[test]
+    fn training_equals_burns_batch_norm_and_uses_unbiased_running_variance() {
+        type A = Autodiff<Flex>;
+        let device = Default::default();
+        let ours = random_bn::<A>(&device);
+        let theirs = random_bn::<A>(&device);
+        let x = Tensor::<A, 4>::random([3, 5, 4, 6], Distribution::Normal(1.0, 2.0), &device).require_grad();
+        let y = batch_norm(&ours, x.clone());
+        y.clone()
+            .into_data()
+            .assert_approx_eq::<f32>(&theirs.forward(x.clone()).into_data(), Tolerance::default());
+        ours.running_mean
+            .value_sync()
+            .into_data()
+            .assert_approx_eq::<f32>(&theirs.running_mean.value_sync().into_data(), Tolerance::default());
+        // burn: 0.9 + 0.1·σ²_biased; PyTorch (ours): 0.9 + 0.1·σ²_biased·n/(n−1).
+        let n = 3.0 * 4.0 * 6.0;
+        let theirs_var = theirs.running_var.value_sync().sub_scalar(0.9).mul_scalar(n / (n - 1.0)).add_scalar(0.9);
+        ours.running_var
+            .value_sync()
+            .into_data()
+            .assert_approx_eq::<f32>(&theirs_var.into_data(), Tolerance::default());
+        // Gradients flow to the input and to gamma/beta.
+        let grads = y.sum().backward();
+        assert!(x.grad(&grads).is_some(), "no gradient for the input");
+        assert!(ours.gamma.grad(&grads).is_some(), "no gradient for gamma");
     }
 }

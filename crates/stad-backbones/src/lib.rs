@@ -44,7 +44,7 @@ pub mod weights;
 
 pub use backbone::{Backbone, BackboneConfig};
 pub use error::{BackboneError, Result};
-pub use layers::{ConvBn, ConvBnConfig};
+pub use layers::{ConvBn, ConvBnConfig, batch_norm, channel_affine};
 pub use mobilenet::{InvertedResidual, MobileNetV2, MobileNetV2Config};
 pub use normalization::{IMAGENET, Normalization, TF_MOBILENET};
 pub use resnet::{ResNet, ResNetArch, ResNetConfig, ResNetStage, ResidualBlock};

@@ -126,7 +126,9 @@ impl MobileNetV2Config {
     /// Checks the configuration.
     pub fn validate(&self) -> Result<()> {
         if self.taps.is_empty() && !self.classifier {
-            return Err(BackboneError::InvalidConfig("a MobileNetV2 needs at least one tap".into()));
+            return Err(BackboneError::InvalidConfig(
+                "a MobileNetV2 needs at least one tap".into(),
+            ));
         }
         if let Some(&t) = self.taps.iter().find(|&&t| t > LAST_FEATURE) {
             return Err(BackboneError::InvalidConfig(format!(
@@ -134,7 +136,9 @@ impl MobileNetV2Config {
             )));
         }
         if self.expansion == Some(0) {
-            return Err(BackboneError::InvalidConfig("expansion ratio must be positive".into()));
+            return Err(BackboneError::InvalidConfig(
+                "expansion ratio must be positive".into(),
+            ));
         }
         Ok(())
     }
@@ -179,7 +183,11 @@ impl MobileNetV2Config {
                     break 'outer;
                 }
                 let stride = if r == 0 { s } else { 1 };
-                let ratio = if t == 1 { 1 } else { self.expansion.unwrap_or(t) };
+                let ratio = if t == 1 {
+                    1
+                } else {
+                    self.expansion.unwrap_or(t)
+                };
                 let hidden = in_ch * ratio;
                 let expand = (ratio != 1).then(|| ConvBnConfig::new(in_ch, hidden, 1).init(device));
                 let padding = if stride == 2 {
@@ -230,7 +238,11 @@ impl<B: Backend> MobileNetV2<B> {
     }
 
     fn last_built(&self) -> usize {
-        if self.head.is_some() { LAST_FEATURE } else { self.blocks.len() }
+        if self.head.is_some() {
+            LAST_FEATURE
+        } else {
+            self.blocks.len()
+        }
     }
 
     /// The outputs of the tapped `features[i]`, in tap order. Nothing deeper than the deepest
@@ -308,7 +320,12 @@ impl<B: Backend> TorchvisionKeys for MobileNetV2<B> {
                 let rest = rest.strip_prefix("conv.")?;
                 // torchvision: features.1 has no expansion conv; the others do.
                 let parts: &[(&str, &str)] = if index == 1 {
-                    &[("0.0.", "depthwise.conv."), ("0.1.", "depthwise.bn."), ("1.", "project.conv."), ("2.", "project.bn.")]
+                    &[
+                        ("0.0.", "depthwise.conv."),
+                        ("0.1.", "depthwise.bn."),
+                        ("1.", "project.conv."),
+                        ("2.", "project.bn."),
+                    ]
                 } else {
                     &[
                         ("0.0.", "expand.conv."),
@@ -329,10 +346,16 @@ impl<B: Backend> TorchvisionKeys for MobileNetV2<B> {
     fn torchvision_name_of(&self, path: &str) -> String {
         let path = path.replace(".gamma", ".weight").replace(".beta", ".bias");
         if let Some(r) = path.strip_prefix("stem.") {
-            return format!("features.0.{}", r.replacen("conv.", "0.", 1).replacen("bn.", "1.", 1));
+            return format!(
+                "features.0.{}",
+                r.replacen("conv.", "0.", 1).replacen("bn.", "1.", 1)
+            );
         }
         if let Some(r) = path.strip_prefix("head.") {
-            return format!("features.{LAST_FEATURE}.{}", r.replacen("conv.", "0.", 1).replacen("bn.", "1.", 1));
+            return format!(
+                "features.{LAST_FEATURE}.{}",
+                r.replacen("conv.", "0.", 1).replacen("bn.", "1.", 1)
+            );
         }
         if let Some(r) = path.strip_prefix("classifier.") {
             return format!("classifier.1.{r}");
@@ -343,7 +366,12 @@ impl<B: Backend> TorchvisionKeys for MobileNetV2<B> {
         {
             let index = b + 1;
             let parts: &[(&str, &str)] = if index == 1 {
-                &[("depthwise.conv.", "0.0."), ("depthwise.bn.", "0.1."), ("project.conv.", "1."), ("project.bn.", "2.")]
+                &[
+                    ("depthwise.conv.", "0.0."),
+                    ("depthwise.bn.", "0.1."),
+                    ("project.conv.", "1."),
+                    ("project.bn.", "2."),
+                ]
             } else {
                 &[
                     ("expand.conv.", "0.0."),
@@ -363,5 +391,94 @@ impl<B: Backend> TorchvisionKeys for MobileNetV2<B> {
 
     fn network_name(&self) -> String {
         format!("mobilenet_v2 to features.{}", self.last_built())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+
+    #[test]
+    fn taps_have_the_documented_strides_and_channels() {
+        assert_eq!(feature_stride(3), 4);
+        assert_eq!(feature_stride(6), 8);
+        assert_eq!(feature_stride(13), 16);
+        assert_eq!(feature_stride(17), 32);
+        let c = feature_channels();
+        assert_eq!((c[3], c[6], c[13], c[18]), (24, 32, 96, 1280));
+    }
+
+    #[test]
+    fn builds_only_up_to_the_deepest_tap_and_tf_padding_keeps_sizes() {
+        let device = Default::default();
+        for tf in [false, true] {
+            let net = MobileNetV2Config::new()
+                .with_tf_padding(tf)
+                .init::<Flex>(&device)
+                .unwrap();
+            assert_eq!(net.blocks.len(), 13);
+            assert!(net.head.is_none());
+            let maps = net.forward_features(Tensor::zeros([1, 3, 224, 224], &device));
+            let shapes: Vec<_> = maps.iter().map(|m| m.dims()).collect();
+            assert_eq!(
+                shapes,
+                vec![[1, 24, 56, 56], [1, 32, 28, 28], [1, 96, 14, 14]]
+            );
+        }
+    }
+
+    #[test]
+    fn reduced_expansion_keeps_outputs() {
+        let device = Default::default();
+        let full = MobileNetV2Config::new().init::<Flex>(&device).unwrap();
+        let simple = MobileNetV2Config::new()
+            .with_expansion(Some(2))
+            .init::<Flex>(&device)
+            .unwrap();
+        assert!(simple.num_params() < full.num_params() / 2);
+        let x = Tensor::<Flex, 4>::zeros([1, 3, 64, 64], &device);
+        let a: Vec<_> = full
+            .forward_features(x.clone())
+            .iter()
+            .map(|m| m.dims())
+            .collect();
+        let b: Vec<_> = simple
+            .forward_features(x)
+            .iter()
+            .map(|m| m.dims())
+            .collect();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn tap_out_of_range_is_an_error() {
+        let config = MobileNetV2Config::new().with_taps(vec![19]);
+        assert!(matches!(
+            config.init::<Flex>(&Default::default()),
+            Err(BackboneError::InvalidConfig(_))
+        ));
+    }
+
+    #[test]
+    fn key_mapping_round_trips() {
+        let net = MobileNetV2Config::new()
+            .with_classifier(true)
+            .init::<Flex>(&Default::default())
+            .unwrap();
+        for key in [
+            "features.0.0.weight",
+            "features.1.conv.0.1.running_mean",
+            "features.1.conv.1.weight",
+            "features.5.conv.1.0.weight",
+            "features.5.conv.3.bias",
+            "features.18.1.weight",
+            "classifier.1.weight",
+        ] {
+            let Some(KeyTarget::Module(path)) = net.map_key(key) else {
+                panic!("{key} not mapped")
+            };
+            assert_eq!(net.torchvision_name_of(&path), key, "{path}");
+        }
     }
 }

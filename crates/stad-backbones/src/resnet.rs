@@ -14,7 +14,7 @@ use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{BackboneError, Result};
-use crate::layers::{ConvBn, ConvBnConfig, kaiming_fan_out};
+use crate::layers::{ConvBn, ConvBnConfig, batch_norm, kaiming_fan_out};
 use crate::weights::{KeyTarget, TorchvisionKeys};
 
 /// The ResNet variants of torchvision that this crate builds.
@@ -189,10 +189,10 @@ impl<B: Backend> ResidualBlock<B> {
             Some(ds) => ds.forward(x.clone()),
             None => x.clone(),
         };
-        let mut y = relu(self.bn1.forward(self.conv1.forward(x)));
-        y = self.bn2.forward(self.conv2.forward(y));
+        let mut y = relu(batch_norm(&self.bn1, self.conv1.forward(x)));
+        y = batch_norm(&self.bn2, self.conv2.forward(y));
         if let (Some(conv3), Some(bn3)) = (&self.conv3, &self.bn3) {
-            y = bn3.forward(conv3.forward(relu(y)));
+            y = batch_norm(bn3, conv3.forward(relu(y)));
         }
         relu(y + identity)
     }
@@ -229,15 +229,21 @@ impl ResNetConfig {
     /// Checks the configuration.
     pub fn validate(&self) -> Result<()> {
         if self.taps.is_empty() && !self.classifier {
-            return Err(BackboneError::InvalidConfig("a ResNet needs at least one tap".into()));
+            return Err(BackboneError::InvalidConfig(
+                "a ResNet needs at least one tap".into(),
+            ));
         }
         if let Some(w) = self.inner_widths
             && w.contains(&0)
         {
-            return Err(BackboneError::InvalidConfig(format!("inner widths must be positive, got {w:?}")));
+            return Err(BackboneError::InvalidConfig(format!(
+                "inner widths must be positive, got {w:?}"
+            )));
         }
         if self.classifier && self.num_classes == 0 {
-            return Err(BackboneError::InvalidConfig("num_classes must be positive".into()));
+            return Err(BackboneError::InvalidConfig(
+                "num_classes must be positive".into(),
+            ));
         }
         Ok(())
     }
@@ -335,7 +341,9 @@ impl<B: Backend> ResNet<B> {
     pub fn forward_features(&self, x: Tensor<B, 4>) -> Vec<Tensor<B, 4>> {
         let deepest = self.taps.iter().map(|t| t.index()).max().unwrap_or(0);
         let mut outputs: [Option<Tensor<B, 4>>; 5] = Default::default();
-        let mut x = self.maxpool.forward(relu(self.bn1.forward(self.conv1.forward(x))));
+        let mut x = self
+            .maxpool
+            .forward(relu(batch_norm(&self.bn1, self.conv1.forward(x))));
         if self.taps.contains(&ResNetStage::Stem) {
             outputs[0] = Some(x.clone());
         }
@@ -358,7 +366,9 @@ impl<B: Backend> ResNet<B> {
         let fc = self.fc.as_ref().ok_or_else(|| {
             BackboneError::InvalidConfig("this ResNet was built without its classifier".into())
         })?;
-        let mut x = self.maxpool.forward(relu(self.bn1.forward(self.conv1.forward(x))));
+        let mut x = self
+            .maxpool
+            .forward(relu(batch_norm(&self.bn1, self.conv1.forward(x))));
         for blocks in self.stages() {
             for block in blocks {
                 x = block.forward(x);
@@ -406,5 +416,76 @@ impl<B: Backend> TorchvisionKeys for ResNet<B> {
             format!("layer{}", self.built_stages)
         };
         format!("{} to {deepest}", self.arch.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+
+    fn shapes(maps: &[Tensor<Flex, 4>]) -> Vec<[usize; 4]> {
+        maps.iter().map(|m| m.dims()).collect()
+    }
+
+    #[test]
+    fn builds_only_up_to_the_deepest_tap() {
+        let device = Default::default();
+        let net = ResNetConfig::new(ResNetArch::ResNet18)
+            .with_taps(vec![ResNetStage::Layer2, ResNetStage::Stem])
+            .init::<Flex>(&device)
+            .unwrap();
+        assert_eq!(net.layer2.len(), 2);
+        assert!(net.layer3.is_empty() && net.layer4.is_empty() && net.fc.is_none());
+        let maps = net.forward_features(Tensor::zeros([2, 3, 64, 64], &device));
+        // Tap order is kept.
+        assert_eq!(shapes(&maps), vec![[2, 128, 8, 8], [2, 64, 16, 16]]);
+    }
+
+    #[test]
+    fn bottleneck_variants_output_four_times_the_planes() {
+        let device = Default::default();
+        let net = ResNetConfig::new(ResNetArch::WideResNet50_2)
+            .with_taps(vec![ResNetStage::Layer1])
+            .init::<Flex>(&device)
+            .unwrap();
+        assert_eq!(net.layer1[0].conv1.weight.dims(), [128, 64, 1, 1]);
+        let maps = net.forward_features(Tensor::zeros([1, 3, 32, 32], &device));
+        assert_eq!(shapes(&maps), vec![[1, 256, 8, 8]]);
+    }
+
+    #[test]
+    fn reduced_inner_widths_keep_stage_outputs_and_shrink_the_network() {
+        let device = Default::default();
+        let full = ResNetConfig::new(ResNetArch::ResNet18)
+            .init::<Flex>(&device)
+            .unwrap();
+        let simple = ResNetConfig::new(ResNetArch::ResNet18)
+            .with_inner_widths(Some([16, 32, 64, 128]))
+            .init::<Flex>(&device)
+            .unwrap();
+        assert_eq!(simple.layer2[0].conv1.weight.dims(), [32, 64, 3, 3]);
+        assert_eq!(simple.layer2[0].conv2.weight.dims(), [128, 32, 3, 3]);
+        assert!(simple.num_params() < full.num_params() / 3);
+        let x = Tensor::<Flex, 4>::zeros([1, 3, 64, 64], &device);
+        assert_eq!(
+            shapes(&simple.forward_features(x.clone())),
+            shapes(&full.forward_features(x))
+        );
+    }
+
+    #[test]
+    fn invalid_configs_are_errors() {
+        let device = Default::default();
+        let no_taps = ResNetConfig::new(ResNetArch::ResNet18).with_taps(vec![]);
+        assert!(matches!(
+            no_taps.init::<Flex>(&device),
+            Err(BackboneError::InvalidConfig(_))
+        ));
+        let zero = ResNetConfig::new(ResNetArch::ResNet18).with_inner_widths(Some([0, 1, 1, 1]));
+        assert!(matches!(
+            zero.init::<Flex>(&device),
+            Err(BackboneError::InvalidConfig(_))
+        ));
     }
 }

@@ -30,7 +30,10 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::prelude::Backend;
-use burn_store::{ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore, TensorSnapshot};
+use burn_store::{
+    ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
+    TensorSnapshot,
+};
 
 use crate::error::{BackboneError, Result};
 
@@ -108,17 +111,25 @@ impl StateDict {
                     first => {
                         // A checkpoint that nests the weights under "state_dict".
                         let first_err = first.err().map(|e| e.to_string());
-                        let mut nested = PytorchStore::from_file(&path).with_top_level_key("state_dict");
+                        let mut nested =
+                            PytorchStore::from_file(&path).with_top_level_key("state_dict");
                         match nested.get_all_snapshots() {
                             Ok(map) if !map.is_empty() => map.clone(),
-                            _ => return Err(read_err(first_err.unwrap_or_else(|| "no tensors in file".into()))),
+                            _ => {
+                                return Err(read_err(
+                                    first_err.unwrap_or_else(|| "no tensors in file".into()),
+                                ));
+                            }
                         }
                     }
                 }
             }
             _ => return Err(BackboneError::UnsupportedFormat(path)),
         };
-        Ok(Self { source: path, tensors })
+        Ok(Self {
+            source: path,
+            tensors,
+        })
     }
 
     /// Reads a `.safetensors` file held in memory (e.g. the embedded teacher).
@@ -218,7 +229,8 @@ where
         };
         let have = snapshot.shape.to_vec();
         // Linear weights are stored transposed by PyTorch ([out, in]); the adapter transposes.
-        let fits = *want == have || (have.len() == 2 && want.len() == 2 && want[0] == have[1] && want[1] == have[0]);
+        let fits = *want == have
+            || (have.len() == 2 && want.len() == 2 && want[0] == have[1] && want[1] == have[0]);
         if !fits {
             shape_mismatches.push(format!("{key}: expected {want:?}, found {have:?}"));
             continue;

@@ -16,8 +16,20 @@ type A = Autodiff<Flex>;
 fn bn_stats<Bk: Backend>(net: &ResNet<Bk>) -> Vec<Vec<f32>> {
     let mut out = Vec::new();
     let mut push = |bn: &burn::nn::BatchNorm<Bk>| {
-        out.push(bn.running_mean.value_sync().into_data().to_vec::<f32>().unwrap());
-        out.push(bn.running_var.value_sync().into_data().to_vec::<f32>().unwrap());
+        out.push(
+            bn.running_mean
+                .value_sync()
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap(),
+        );
+        out.push(
+            bn.running_var
+                .value_sync()
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap(),
+        );
     };
     push(&net.bn1);
     for block in net.layer1.iter().chain(&net.layer2).chain(&net.layer3) {
@@ -63,9 +75,15 @@ fn teacher_statistics_do_not_move_during_student_training() {
     let grads = GradientsParams::from_grads(loss.backward(), &student);
     let student = optim.step(0.1, student, grads);
 
-    assert!(bn_stats(resnet(teacher.backbone())) == teacher_before, "teacher BatchNorm moved");
+    assert!(
+        bn_stats(resnet(teacher.backbone())) == teacher_before,
+        "teacher BatchNorm moved"
+    );
     // The control: the same step does move a trainable network's statistics.
-    assert!(bn_stats(resnet(&student)) != student_before, "student BatchNorm did not move");
+    assert!(
+        bn_stats(resnet(&student)) != student_before,
+        "student BatchNorm did not move"
+    );
 }
 
 #[test]

@@ -2,8 +2,10 @@
 
 use burn::backend::Flex;
 use burn::prelude::*;
-use stad_backbones::{BackboneConfig, ResNetConfig, ResNetArch, ResNetStage, MobileNetV2Config, StateDict};
-use stad_testutil::{fixture, max_abs_diff, read_fixture, NpyArray};
+use stad_backbones::{
+    BackboneConfig, MobileNetV2Config, ResNetArch, ResNetConfig, ResNetStage, StateDict,
+};
+use stad_testutil::{NpyArray, fixture, max_abs_diff, read_fixture};
 
 type B = Flex;
 
@@ -23,21 +25,29 @@ fn assert_close(name: &str, got: Tensor<B, 4>, tol: f32) {
 #[test]
 fn resnet18_teacher_matches_torchvision_safetensors() {
     let device = Default::default();
-    let config = BackboneConfig::ResNet(
-        ResNetConfig::new(ResNetArch::ResNet18).with_taps(vec![
-            ResNetStage::Stem,
-            ResNetStage::Layer1,
-            ResNetStage::Layer2,
-            ResNetStage::Layer3,
-        ]),
-    );
+    let config = BackboneConfig::ResNet(ResNetConfig::new(ResNetArch::ResNet18).with_taps(vec![
+        ResNetStage::Stem,
+        ResNetStage::Layer1,
+        ResNetStage::Layer2,
+        ResNetStage::Layer3,
+    ]));
     let mut net = config.init::<B>(&device).unwrap();
     let report = net
         .load_torchvision_file(fixture("resnet18_teacher.safetensors"))
         .unwrap();
     // layer4 and fc of the full file are skipped, not applied.
-    assert!(report.skipped_not_built.iter().any(|k| k.starts_with("layer4.")));
-    assert!(report.skipped_not_built.iter().any(|k| k.starts_with("fc.")));
+    assert!(
+        report
+            .skipped_not_built
+            .iter()
+            .any(|k| k.starts_with("layer4."))
+    );
+    assert!(
+        report
+            .skipped_not_built
+            .iter()
+            .any(|k| k.starts_with("fc."))
+    );
     let maps = net.forward_features(input(&device));
     for (map, name) in maps.into_iter().zip([
         "teacher_stem.npy",
@@ -56,10 +66,11 @@ fn resnet18_student_matches_torchvision_pth() {
     net.load_torchvision_file(fixture("resnet18_student_to_layer3.pth"))
         .unwrap();
     let maps = net.forward_features(input(&device));
-    for (map, name) in maps
-        .into_iter()
-        .zip(["student_layer1.npy", "student_layer2.npy", "student_layer3.npy"])
-    {
+    for (map, name) in maps.into_iter().zip([
+        "student_layer1.npy",
+        "student_layer2.npy",
+        "student_layer3.npy",
+    ]) {
         assert_close(name, map, 1e-4);
     }
 }
@@ -68,7 +79,9 @@ fn resnet18_student_matches_torchvision_pth() {
 fn mobilenet_v2_tf_padding_matches_pytorch() {
     let device = Default::default();
     let path = stad_testutil::shared_dir().join("weights/mobilenet_v2_imagenet_tflite.safetensors");
-    let mut net = BackboneConfig::mobilenet_v2_tf().init::<B>(&device).unwrap();
+    let mut net = BackboneConfig::mobilenet_v2_tf()
+        .init::<B>(&device)
+        .unwrap();
     net.load_torchvision_file(&path).unwrap();
     let maps = net.forward_features(input(&device));
     for (map, name) in maps.into_iter().zip([
@@ -89,7 +102,8 @@ fn mobilenet_v2_without_tf_padding_drifts() {
     let mut net = BackboneConfig::MobileNetV2(MobileNetV2Config::new())
         .init::<B>(&device)
         .unwrap();
-    net.load_torchvision(&StateDict::from_file(&path).unwrap()).unwrap();
+    net.load_torchvision(&StateDict::from_file(&path).unwrap())
+        .unwrap();
     let map = net.forward_features(input(&device)).remove(2);
     let got: Vec<f32> = map.into_data().convert::<f32>().to_vec().unwrap();
     let want = read_fixture("mobilenet_features13.npy");
@@ -100,8 +114,11 @@ fn mobilenet_v2_without_tf_padding_drifts() {
 #[test]
 fn embedded_teacher_equals_shared_weights() {
     let device = Default::default();
-    let net = stad_backbones::embedded::mobilenet_v2_imagenet::<B>(&BackboneConfig::mobilenet_v2_tf(), &device)
-        .unwrap();
+    let net = stad_backbones::embedded::mobilenet_v2_imagenet::<B>(
+        &BackboneConfig::mobilenet_v2_tf(),
+        &device,
+    )
+    .unwrap();
     let maps = net.forward_features(input(&device));
     assert_close("mobilenet_features6.npy", maps[1].clone(), 1e-4);
 }

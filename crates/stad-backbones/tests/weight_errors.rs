@@ -30,10 +30,22 @@ fn layer3_file_into_network_needing_layer4_names_missing_layer4_keys() {
         .unwrap_err();
     let msg = err.to_string();
     let (missing, unexpected, shapes) = mismatch(err);
-    assert!(missing.contains(&"layer4.0.conv1.weight".to_string()), "{missing:?}");
-    assert!(missing.contains(&"layer4.1.bn2.weight".to_string()), "{missing:?}");
-    assert!(missing.contains(&"layer4.0.downsample.0.weight".to_string()), "{missing:?}");
-    assert!(missing.iter().all(|k| k.starts_with("layer4.")), "{missing:?}");
+    assert!(
+        missing.contains(&"layer4.0.conv1.weight".to_string()),
+        "{missing:?}"
+    );
+    assert!(
+        missing.contains(&"layer4.1.bn2.weight".to_string()),
+        "{missing:?}"
+    );
+    assert!(
+        missing.contains(&"layer4.0.downsample.0.weight".to_string()),
+        "{missing:?}"
+    );
+    assert!(
+        missing.iter().all(|k| k.starts_with("layer4.")),
+        "{missing:?}"
+    );
     assert!(unexpected.is_empty() && shapes.is_empty());
     assert!(msg.contains("resnet18 to layer4"), "{msg}");
 }
@@ -48,9 +60,18 @@ fn resnet18_file_into_resnet34_names_missing_blocks() {
         .load_torchvision_file(fixture("resnet18_student_to_layer3.pth"))
         .unwrap_err();
     let (missing, _, _) = mismatch(err);
-    assert!(missing.contains(&"layer1.2.conv1.weight".to_string()), "{missing:?}");
-    assert!(missing.contains(&"layer3.5.bn2.running_var".to_string()), "{missing:?}");
-    assert!(!missing.iter().any(|k| k.starts_with("layer1.0.")), "{missing:?}");
+    assert!(
+        missing.contains(&"layer1.2.conv1.weight".to_string()),
+        "{missing:?}"
+    );
+    assert!(
+        missing.contains(&"layer3.5.bn2.running_var".to_string()),
+        "{missing:?}"
+    );
+    assert!(
+        !missing.iter().any(|k| k.starts_with("layer1.0.")),
+        "{missing:?}"
+    );
 }
 
 #[test]
@@ -64,7 +85,12 @@ fn resnet18_file_into_resnet50_reports_shape_mismatches() {
         .unwrap_err();
     let (missing, _, shapes) = mismatch(err);
     assert!(missing.iter().any(|k| k.contains(".conv3.")), "{missing:?}");
-    assert!(shapes.iter().any(|s| s.starts_with("layer1.0.conv1.weight")), "{shapes:?}");
+    assert!(
+        shapes
+            .iter()
+            .any(|s| s.starts_with("layer1.0.conv1.weight")),
+        "{shapes:?}"
+    );
 }
 
 #[test]
@@ -75,7 +101,10 @@ fn mobilenet_file_into_resnet_names_unexpected_keys() {
     let err = net.load_torchvision_file(path).unwrap_err();
     let (missing, unexpected, _) = mismatch(err);
     assert!(missing.contains(&"conv1.weight".to_string()));
-    assert!(unexpected.contains(&"features.0.0.weight".to_string()), "{unexpected:?}");
+    assert!(
+        unexpected.contains(&"features.0.0.weight".to_string()),
+        "{unexpected:?}"
+    );
 }
 
 #[test]
@@ -86,7 +115,11 @@ fn failed_load_leaves_the_network_untouched() {
     net.load_torchvision_file(fixture("resnet18_teacher.safetensors"))
         .unwrap();
     let x = Tensor::<B, 4>::ones([1, 3, 32, 32], &device);
-    let before: Vec<f32> = net.forward_features(x.clone())[0].clone().into_data().to_vec().unwrap();
+    let before: Vec<f32> = net.forward_features(x.clone())[0]
+        .clone()
+        .into_data()
+        .to_vec()
+        .unwrap();
     // A ResNet34 file would fit layer1's first blocks but not the rest: nothing may be applied.
     let mut wrong = BackboneConfig::ResNet(ResNetConfig::new(ResNetArch::ResNet34))
         .init::<B>(&device)
@@ -103,7 +136,11 @@ fn failed_load_leaves_the_network_untouched() {
         }
     }
     assert!(net.load_torchvision_file(&path).is_err());
-    let after: Vec<f32> = net.forward_features(x)[0].clone().into_data().to_vec().unwrap();
+    let after: Vec<f32> = net.forward_features(x)[0]
+        .clone()
+        .into_data()
+        .to_vec()
+        .unwrap();
     assert!(before == after, "a failed load changed the network");
 }
 
@@ -114,17 +151,29 @@ fn unreadable_and_unknown_files_are_typed_errors() {
     let mut net = BackboneConfig::resnet18().init::<B>(&device).unwrap();
 
     let missing = dir.path().join("nope.pth");
-    assert!(matches!(net.load_torchvision_file(&missing), Err(BackboneError::WeightFile { .. })));
+    assert!(matches!(
+        net.load_torchvision_file(&missing),
+        Err(BackboneError::WeightFile { .. })
+    ));
 
     let garbage = dir.path().join("garbage.safetensors");
     std::fs::write(&garbage, b"not a safetensors file").unwrap();
-    assert!(matches!(net.load_torchvision_file(&garbage), Err(BackboneError::WeightFile { .. })));
+    assert!(matches!(
+        net.load_torchvision_file(&garbage),
+        Err(BackboneError::WeightFile { .. })
+    ));
 
     let garbage_pth = dir.path().join("garbage.pth");
     std::fs::write(&garbage_pth, b"PK\x03\x04 truncated zip").unwrap();
-    assert!(matches!(net.load_torchvision_file(&garbage_pth), Err(BackboneError::WeightFile { .. })));
+    assert!(matches!(
+        net.load_torchvision_file(&garbage_pth),
+        Err(BackboneError::WeightFile { .. })
+    ));
 
     let onnx = dir.path().join("model.onnx");
     std::fs::write(&onnx, b"x").unwrap();
-    assert!(matches!(net.load_torchvision_file(&onnx), Err(BackboneError::UnsupportedFormat(_))));
+    assert!(matches!(
+        net.load_torchvision_file(&onnx),
+        Err(BackboneError::UnsupportedFormat(_))
+    ));
 }

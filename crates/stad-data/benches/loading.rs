@@ -6,6 +6,8 @@
 //! a [`BatchLoader`] without cache; criterion reports the throughput in elements (images)
 //! per second.
 
+#![allow(missing_docs)] // criterion_group! generates an undocumented function.
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use stad_data::{
     BatchLoader, Dataset, LoaderConfig, MvtecOptions, PreprocessConfig, SyntheticConfig,
@@ -40,6 +42,21 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    group.finish();
+
+    // The two stages of one image, single-threaded: PNG decoding, then resize + normalise.
+    let path = samples[0].path().unwrap().to_path_buf();
+    let mut group = c.benchmark_group("bottle_stages");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("decode_png_900", |b| {
+        b.iter(|| std::hint::black_box(stad_data::preprocess::decode_file(&path).unwrap()))
+    });
+    let decoded = stad_data::preprocess::decode_file(&path).unwrap();
+    let cfg = PreprocessConfig::default();
+    group.bench_function("resize_normalise_900_to_224", |b| {
+        b.iter(|| std::hint::black_box(stad_data::preprocess::image_to_chw(&decoded, &cfg)))
+    });
     group.finish();
 
     // The synthetic data set's preprocessing (in-memory 256² → 224²), for comparison.

@@ -110,12 +110,18 @@ impl HostBatch {
     }
 
     /// The `[3, H, W]` floats of sample `i`.
+    ///
+    /// # Panics
+    /// When `i >= self.len()`.
     pub fn image(&self, i: usize) -> &[f32] {
         let n = 3 * self.height * self.width;
         &self.images[i * n..(i + 1) * n]
     }
 
     /// The `[H, W]` mask of sample `i`.
+    ///
+    /// # Panics
+    /// When `i >= self.len()`.
     pub fn mask(&self, i: usize) -> &[f32] {
         let n = self.height * self.width;
         &self.masks[i * n..(i + 1) * n]

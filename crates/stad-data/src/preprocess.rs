@@ -265,37 +265,38 @@ impl Taps {
     }
 }
 
-/// Resizes interleaved pixels (`cn` values per pixel, the first `use_ch` used) to planar
-/// `[use_ch, out_h, out_w]` floats. `conv` maps a stored value to `[0, 1]`.
-#[allow(clippy::too_many_arguments)]
-fn resize_interleaved<T: Copy>(
+/// Resizes interleaved pixels (`CN` values per pixel, the first `UC` used) to planar
+/// `[UC, out_h, out_w]` floats. `conv` maps a stored value to `[0, 1]`.
+fn resize_interleaved<T: Copy, const CN: usize, const UC: usize>(
     src: &[T],
     in_w: usize,
     in_h: usize,
-    cn: usize,
-    use_ch: usize,
     out_w: usize,
     out_h: usize,
     conv: impl Fn(T) -> f32,
 ) -> Vec<f32> {
-    debug_assert!(src.len() >= in_w * in_h * cn && use_ch <= cn && use_ch <= 4);
+    const { assert!(UC <= CN && UC > 0) };
+    let use_ch = UC;
     let hx = Taps::bilinear(in_w, out_w);
     let vy = Taps::bilinear(in_h, out_h);
-    // Horizontal pass: [in_h][out_w][use_ch].
-    let mut tmp = vec![0.0f32; in_h * out_w * use_ch];
-    for y in 0..in_h {
-        let row = &src[y * in_w * cn..(y + 1) * in_w * cn];
-        let out_row = &mut tmp[y * out_w * use_ch..(y + 1) * out_w * use_ch];
-        for x in 0..out_w {
-            let (start, w) = hx.taps(x);
-            let mut acc = [0.0f32; 4];
-            for (k, &wk) in w.iter().enumerate() {
-                let p = &row[(start + k) * cn..(start + k) * cn + use_ch];
-                for c in 0..use_ch {
-                    acc[c] += conv(p[c]) * wk;
+    // Horizontal pass: [in_h][out_w][UC].
+    let mut tmp = vec![0.0f32; in_h * out_w * UC];
+    if out_w > 0 && in_w > 0 {
+        for (row, out_row) in src
+            .chunks_exact(in_w * CN)
+            .zip(tmp.chunks_exact_mut(out_w * UC))
+        {
+            for (x, o) in out_row.chunks_exact_mut(UC).enumerate() {
+                let (start, w) = hx.taps(x);
+                let px = &row[start * CN..(start + w.len()) * CN];
+                let mut acc = [0.0f32; UC];
+                for (p, &wk) in px.chunks_exact(CN).zip(w) {
+                    for (a, &v) in acc.iter_mut().zip(p) {
+                        *a += conv(v) * wk;
+                    }
                 }
+                o.copy_from_slice(&acc);
             }
-            out_row[x * use_ch..(x + 1) * use_ch].copy_from_slice(&acc[..use_ch]);
         }
     }
     // Vertical pass: planar [use_ch][out_h][out_w].
@@ -322,9 +323,12 @@ fn resize_interleaved<T: Copy>(
 
 /// Resizes one `[in_h, in_w]` float plane with the antialiased bilinear filter (exposed for
 /// tests and for resizing score maps the same way).
+///
+/// # Panics
+/// When `src.len() != in_h * in_w`.
 pub fn resize_plane(src: &[f32], in_h: usize, in_w: usize, out_h: usize, out_w: usize) -> Vec<f32> {
     assert_eq!(src.len(), in_h * in_w, "plane size");
-    resize_interleaved(src, in_w, in_h, 1, 1, out_w, out_h, |v| v)
+    resize_interleaved::<_, 1, 1>(src, in_w, in_h, out_w, out_h, |v| v)
 }
 
 /// Resizes `planes` (1 or 3 planar channels) into a `[3, H, W]` normalised image.
@@ -349,16 +353,9 @@ fn finish_rgb(mut planes: Vec<f32>, use_ch: usize, cfg: &PreprocessConfig) -> Ve
 /// Resizes and normalises an RGB image into `[3, height, width]` floats.
 pub fn rgb_to_chw(image: &RgbImage, cfg: &PreprocessConfig) -> Vec<f32> {
     let (w, h) = (image.width() as usize, image.height() as usize);
-    let p = resize_interleaved(
-        image.as_raw(),
-        w,
-        h,
-        3,
-        3,
-        cfg.width,
-        cfg.height,
-        |v: u8| f32::from(v) * (1.0 / 255.0),
-    );
+    let p = resize_interleaved::<_, 3, 3>(image.as_raw(), w, h, cfg.width, cfg.height, |v: u8| {
+        f32::from(v) * (1.0 / 255.0)
+    });
     finish_rgb(p, 3, cfg)
 }
 
@@ -371,33 +368,52 @@ pub fn image_to_chw(image: &DynamicImage, cfg: &PreprocessConfig) -> Vec<f32> {
     let u16c = |v: u16| f32::from(v) * (1.0 / 65535.0);
     let f32c = |v: f32| v;
     let (planes, use_ch) = match image {
-        DynamicImage::ImageLuma8(i) => (resize_interleaved(i.as_raw(), w, h, 1, 1, ow, oh, u8c), 1),
-        DynamicImage::ImageLumaA8(i) => {
-            (resize_interleaved(i.as_raw(), w, h, 2, 1, ow, oh, u8c), 1)
-        }
-        DynamicImage::ImageRgb8(i) => (resize_interleaved(i.as_raw(), w, h, 3, 3, ow, oh, u8c), 3),
-        DynamicImage::ImageRgba8(i) => (resize_interleaved(i.as_raw(), w, h, 4, 3, ow, oh, u8c), 3),
-        DynamicImage::ImageLuma16(i) => {
-            (resize_interleaved(i.as_raw(), w, h, 1, 1, ow, oh, u16c), 1)
-        }
-        DynamicImage::ImageLumaA16(i) => {
-            (resize_interleaved(i.as_raw(), w, h, 2, 1, ow, oh, u16c), 1)
-        }
-        DynamicImage::ImageRgb16(i) => {
-            (resize_interleaved(i.as_raw(), w, h, 3, 3, ow, oh, u16c), 3)
-        }
-        DynamicImage::ImageRgba16(i) => {
-            (resize_interleaved(i.as_raw(), w, h, 4, 3, ow, oh, u16c), 3)
-        }
-        DynamicImage::ImageRgb32F(i) => {
-            (resize_interleaved(i.as_raw(), w, h, 3, 3, ow, oh, f32c), 3)
-        }
-        DynamicImage::ImageRgba32F(i) => {
-            (resize_interleaved(i.as_raw(), w, h, 4, 3, ow, oh, f32c), 3)
-        }
+        DynamicImage::ImageLuma8(i) => (
+            resize_interleaved::<_, 1, 1>(i.as_raw(), w, h, ow, oh, u8c),
+            1,
+        ),
+        DynamicImage::ImageLumaA8(i) => (
+            resize_interleaved::<_, 2, 1>(i.as_raw(), w, h, ow, oh, u8c),
+            1,
+        ),
+        DynamicImage::ImageRgb8(i) => (
+            resize_interleaved::<_, 3, 3>(i.as_raw(), w, h, ow, oh, u8c),
+            3,
+        ),
+        DynamicImage::ImageRgba8(i) => (
+            resize_interleaved::<_, 4, 3>(i.as_raw(), w, h, ow, oh, u8c),
+            3,
+        ),
+        DynamicImage::ImageLuma16(i) => (
+            resize_interleaved::<_, 1, 1>(i.as_raw(), w, h, ow, oh, u16c),
+            1,
+        ),
+        DynamicImage::ImageLumaA16(i) => (
+            resize_interleaved::<_, 2, 1>(i.as_raw(), w, h, ow, oh, u16c),
+            1,
+        ),
+        DynamicImage::ImageRgb16(i) => (
+            resize_interleaved::<_, 3, 3>(i.as_raw(), w, h, ow, oh, u16c),
+            3,
+        ),
+        DynamicImage::ImageRgba16(i) => (
+            resize_interleaved::<_, 4, 3>(i.as_raw(), w, h, ow, oh, u16c),
+            3,
+        ),
+        DynamicImage::ImageRgb32F(i) => (
+            resize_interleaved::<_, 3, 3>(i.as_raw(), w, h, ow, oh, f32c),
+            3,
+        ),
+        DynamicImage::ImageRgba32F(i) => (
+            resize_interleaved::<_, 4, 3>(i.as_raw(), w, h, ow, oh, f32c),
+            3,
+        ),
         other => {
             let i = other.to_rgb32f();
-            (resize_interleaved(i.as_raw(), w, h, 3, 3, ow, oh, f32c), 3)
+            (
+                resize_interleaved::<_, 3, 3>(i.as_raw(), w, h, ow, oh, f32c),
+                3,
+            )
         }
     };
     finish_rgb(planes, use_ch, cfg)
@@ -560,7 +576,7 @@ mod tests {
         // Upscaling, `.resize((11, 9), Image.BILINEAR)`, first row and one value of the second.
         let up = resize_plane(&src, 5, 7, 9, 11);
         let expected = [
-            0.0, 0.45454547, 1.1662207, 2.329765, 3.689418, 5.1961522, 6.980419, 8.867366,
+            0.0, 0.45454547, 1.1662207, 2.329765, 3.689418, 5.196_152, 6.980419, 8.867366,
             10.891219, 13.098485, 14.696939, 6.17342,
         ];
         for (a, b) in up.iter().zip(expected) {

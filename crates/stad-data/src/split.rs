@@ -31,7 +31,10 @@ impl SplitMix64 {
         z ^ (z >> 31)
     }
 
-    /// A uniform integer in `0..n` (`n > 0`), without modulo bias.
+    /// A uniform integer in `0..n`, without modulo bias.
+    ///
+    /// # Panics
+    /// When `n == 0`.
     pub fn below(&mut self, n: u64) -> u64 {
         assert!(n > 0, "SplitMix64::below(0)");
         // Lemire, "Fast random integer generation in an interval" (2019).

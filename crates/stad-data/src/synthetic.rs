@@ -295,8 +295,8 @@ impl Canvas {
                 let i = y * self.n + x;
                 let target = color(fx, fy, self.px[i]);
                 let t = a * strength;
-                for c in 0..3 {
-                    self.px[i][c] += (target[c] - self.px[i][c]) * t;
+                for (p, tc) in self.px[i].iter_mut().zip(target) {
+                    *p += (tc - *p) * t;
                 }
                 if a >= 0.5 {
                     self.mask[i] = 1;

@@ -481,3 +481,53 @@ fn invalid_loader_configs() {
         Err(DataError::InvalidConfig(_))
     ));
 }
+
+#[test]
+fn prefetching_reports_a_bad_file_mid_epoch_then_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = make_category(dir.path(), 9, 0, &[]);
+    let bad = cat.join("train/good/004.png");
+    std::fs::write(&bad, b"\x89PNG\r\n\x1a\n truncated").unwrap();
+    let ds = open(&cat).unwrap();
+    for prefetch in [0, 1, 3] {
+        let cfg = LoaderConfig {
+            batch_size: 3,
+            prefetch,
+            ..LoaderConfig::default()
+        };
+        let loader = BatchLoader::new(ds.train.clone(), PreprocessConfig::square(8), cfg).unwrap();
+        let results: Vec<_> = loader.host_batches(0).collect();
+        assert_eq!(results.len(), 2, "prefetch {prefetch}");
+        assert!(results[0].is_ok());
+        assert!(matches!(&results[1], Err(DataError::Decode { path, .. }) if *path == bad));
+    }
+}
+
+#[test]
+fn dropping_a_prefetching_iterator_early_does_not_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = make_category(dir.path(), 12, 0, &[]);
+    let ds = open(&cat).unwrap();
+    let cfg = LoaderConfig {
+        batch_size: 2,
+        prefetch: 2,
+        num_threads: Some(1),
+        ..LoaderConfig::default()
+    };
+    let loader = BatchLoader::new(ds.train.clone(), PreprocessConfig::square(8), cfg).unwrap();
+    for epoch in 0..3 {
+        let mut it = loader.host_batches(epoch);
+        assert!(it.next().unwrap().is_ok());
+        drop(it);
+    }
+    // The same batches with and without prefetching and a private pool.
+    let plain = BatchLoader::new(
+        ds.train,
+        PreprocessConfig::square(8),
+        LoaderConfig::with_batch_size(2),
+    )
+    .unwrap();
+    let a: Vec<_> = loader.host_batches(0).map(Result::unwrap).collect();
+    let b: Vec<_> = plain.host_batches(0).map(Result::unwrap).collect();
+    assert_eq!(a, b);
+}

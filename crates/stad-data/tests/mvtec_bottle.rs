@@ -37,6 +37,13 @@ fn bottle_counts() {
 }
 
 #[test]
+fn categories_of_the_root() {
+    let root = bottle_root();
+    let cats = stad_data::list_categories(root.parent().unwrap()).unwrap();
+    assert!(cats.iter().any(|c| c == "bottle"), "{cats:?}");
+}
+
+#[test]
 fn every_mask_is_paired_with_its_image() {
     let ds = bottle();
     let root = bottle_root();

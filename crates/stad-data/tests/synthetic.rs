@@ -35,24 +35,34 @@ fn synthetic_batches_have_the_right_shapes_and_masks() {
     assert_eq!(n, 12);
 }
 
-/// Writes the documentation samples: `STAD_DOCS_OUT=docs/synthetic cargo test --release -p
-/// stad-data --test synthetic -- --ignored`.
+/// Writes the documentation samples: `STAD_DOCS_OUT=$PWD/docs/synthetic cargo test --release
+/// -p stad-data --test synthetic -- --ignored`. Per kind: `<kind>_nominal.png` (four nominal
+/// images: the variation between samples) and `<kind>_defects.png` (one image per defect kind
+/// on top, the same with its mask outlined in red below).
 #[test]
 #[ignore = "writes PNG files; run by hand to refresh docs/synthetic"]
 fn write_docs_samples() {
     let out = std::path::PathBuf::from(std::env::var("STAD_DOCS_OUT").expect("set STAD_DOCS_OUT"));
     std::fs::create_dir_all(&out).unwrap();
+    const S: u32 = 256;
     for kind in [SyntheticKind::Object, SyntheticKind::Texture] {
-        let (good, _) = render(kind, 256, 1, None);
-        let mut row = image::RgbImage::new(256 * 5, 256 * 2);
-        image::imageops::replace(&mut row, &good, 0, 0);
-        image::imageops::replace(&mut row, &good, 0, 256);
-        for (i, d) in DefectKind::ALL.iter().enumerate() {
-            let (img, mask) = render(kind, 256, 10 + i as u64, Some(*d));
-            let x = 256 * (i as i64 + 1);
-            image::imageops::replace(&mut row, &img, x, 0);
-            image::imageops::replace(&mut row, &overlay_mask(&img, &mask), x, 256);
+        let mut nominal = image::RgbImage::new(S * 4, S);
+        for i in 0..4u32 {
+            let (good, _) = render(kind, S, u64::from(i) + 1, None);
+            image::imageops::replace(&mut nominal, &good, i64::from(S * i), 0);
         }
-        row.save(out.join(format!("{}.png", kind.name()))).unwrap();
+        nominal
+            .save(out.join(format!("{}_nominal.png", kind.name())))
+            .unwrap();
+        let mut defects = image::RgbImage::new(S * 4, S * 2);
+        for (i, d) in DefectKind::ALL.iter().enumerate() {
+            let (img, mask) = render(kind, S, 10 + i as u64, Some(*d));
+            let x = i64::from(S) * i as i64;
+            image::imageops::replace(&mut defects, &img, x, 0);
+            image::imageops::replace(&mut defects, &overlay_mask(&img, &mask), x, i64::from(S));
+        }
+        defects
+            .save(out.join(format!("{}_defects.png", kind.name())))
+            .unwrap();
     }
 }

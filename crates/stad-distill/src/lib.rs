@@ -59,12 +59,7 @@ pub const DEFAULT_EPS: f64 = 1e-12;
 /// Same value as `torch.nn.functional.normalize(x, p=2, dim=1, eps=eps)`; an all-zero vector
 /// maps to zero and its gradient stays finite (see the [crate docs](crate)).
 pub fn l2_normalize<B: Backend>(x: Tensor<B, 4>, eps: f64) -> Tensor<B, 4> {
-    let norm = x
-        .clone()
-        .square()
-        .sum_dim(1)
-        .clamp_min(eps * eps)
-        .sqrt();
+    let norm = x.clone().square().sum_dim(1).clamp_min(eps * eps).sqrt();
     x / norm
 }
 
@@ -139,7 +134,10 @@ impl StfpmLoss {
         teacher: &[Tensor<B, 4>],
         student: &[Tensor<B, 4>],
     ) -> Tensor<B, 1> {
-        assert!(!teacher.is_empty(), "the STFPM loss needs at least one layer");
+        assert!(
+            !teacher.is_empty(),
+            "the STFPM loss needs at least one layer"
+        );
         assert_eq!(
             teacher.len(),
             student.len(),
@@ -223,7 +221,10 @@ mod tests {
     fn zero_when_student_equals_teacher() {
         let device = Default::default();
         let t = Tensor::<B, 4>::random([2, 8, 5, 3], Distribution::Normal(0.0, 1.0), &device);
-        let loss = scalar(stfpm_loss(&[t.clone()], &[t]));
+        let loss = scalar(stfpm_loss(
+            std::slice::from_ref(&t),
+            std::slice::from_ref(&t),
+        ));
         assert!(loss.abs() < 1e-10, "loss {loss}");
         // Positive scaling does not change a normalised feature.
         let t = Tensor::<B, 4>::random([2, 8, 5, 3], Distribution::Normal(0.0, 1.0), &device);
@@ -256,7 +257,12 @@ mod tests {
         let s = Tensor::<AB, 4>::from_data([[[[0.0f32]], [[0.0]]]], &device).require_grad();
         let loss = layer_distillation_loss(t, s.clone());
         assert!((scalar(loss.clone()) - 1.0).abs() < 1e-6);
-        let g = s.grad(&loss.backward()).unwrap().into_data().to_vec::<f32>().unwrap();
+        let g = s
+            .grad(&loss.backward())
+            .unwrap()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
         assert!(g.iter().all(|v| v.is_finite()), "gradient {g:?}");
     }
 
@@ -300,8 +306,14 @@ mod tests {
                 }
             }
             expected += layer / (b * hw) as f64;
-            teacher.push(Tensor::<B, 4>::from_data(TensorData::new(t.data, t.shape), &device));
-            student.push(Tensor::<B, 4>::from_data(TensorData::new(s.data, s.shape), &device));
+            teacher.push(Tensor::<B, 4>::from_data(
+                TensorData::new(t.data, t.shape),
+                &device,
+            ));
+            student.push(Tensor::<B, 4>::from_data(
+                TensorData::new(s.data, s.shape),
+                &device,
+            ));
         }
         let got = f64::from(scalar(stfpm_loss(&teacher, &student)));
         let rel = (got - expected).abs() / expected;

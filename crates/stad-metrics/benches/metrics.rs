@@ -6,6 +6,8 @@
 //! write the data as raw little-endian files (`maps_<n>x<h>x<w>.f32`, `masks_<n>x<h>x<w>.u8`)
 //! so that other implementations (scikit-learn) can be timed on exactly the same pixels.
 
+#![allow(missing_docs)] // criterion_group! generates undocumented items
+
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -29,8 +31,10 @@ fn synthetic(n: usize, h: usize, w: usize) -> (Vec<f32>, Vec<u8>) {
     let hw = h * w;
     let mut maps = vec![0f32; n * hw];
     let mut masks = vec![0u8; n * hw];
-    maps.par_chunks_mut(hw).zip(masks.par_chunks_mut(hw)).enumerate().for_each(
-        |(i, (map, mask))| {
+    maps.par_chunks_mut(hw)
+        .zip(masks.par_chunks_mut(hw))
+        .enumerate()
+        .for_each(|(i, (map, mask))| {
             let seed = (i as u64) << 32;
             let defects: Vec<(f32, f32, f32, f32, f32)> = if i % 2 == 1 {
                 (0..1 + (splitmix(seed) % 3))
@@ -65,13 +69,14 @@ fn synthetic(n: usize, h: usize, w: usize) -> (Vec<f32>, Vec<u8>) {
                     map[p] = v;
                 }
             }
-        },
-    );
+        });
     (maps, masks)
 }
 
 fn dump(maps: &[f32], masks: &[u8], (n, h, w): (usize, usize, usize)) {
-    let Some(dir) = std::env::var_os("STAD_METRICS_BENCH_DUMP") else { return };
+    let Some(dir) = std::env::var_os("STAD_METRICS_BENCH_DUMP") else {
+        return;
+    };
     let dir = std::path::PathBuf::from(dir);
     std::fs::create_dir_all(&dir).expect("create the dump folder");
     let bytes: Vec<u8> = maps.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -80,14 +85,19 @@ fn dump(maps: &[f32], masks: &[u8], (n, h, w): (usize, usize, usize)) {
 }
 
 fn bench(c: &mut Criterion) {
-    for (label, shape) in [("a_83x224x224", (83, 224, 224)), ("b_1000x256x256", (1000, 256, 256))] {
+    for (label, shape) in [
+        ("a_83x224x224", (83, 224, 224)),
+        ("b_1000x256x256", (1000, 256, 256)),
+    ] {
         let (maps, masks) = synthetic(shape.0, shape.1, shape.2);
         dump(&maps, &masks, shape);
         let mut g = c.benchmark_group(label);
         g.sample_size(10).warm_up_time(Duration::from_secs(1));
         g.measurement_time(Duration::from_secs(if shape.0 > 100 { 20 } else { 5 }));
         g.throughput(Throughput::Elements(maps.len() as u64));
-        g.bench_function("pixel_auroc", |b| b.iter(|| pixel_auroc(&maps, &masks).unwrap()));
+        g.bench_function("pixel_auroc", |b| {
+            b.iter(|| pixel_auroc(&maps, &masks).unwrap())
+        });
         for limit in [0.3, 1.0] {
             g.bench_with_input(BenchmarkId::new("au_pro", limit), &limit, |b, &limit| {
                 b.iter(|| au_pro(&maps, &masks, shape, limit).unwrap())

@@ -70,7 +70,10 @@ pub fn per_defect_image_auroc<S: Score, T: AsRef<str>>(
 ) -> Result<Vec<DefectAuroc>> {
     check_lengths(scores.len(), defect_types.len())?;
     if let Some(i) = scores.iter().position(|s| s.key().is_none()) {
-        return Err(MetricsError::NonFinite { index: i, value: scores[i].to_f64() });
+        return Err(MetricsError::NonFinite {
+            index: i,
+            value: scores[i].to_f64(),
+        });
     }
     let mut good_scores = Vec::new();
     let mut by_type: BTreeMap<&str, Vec<S>> = BTreeMap::new();
@@ -91,8 +94,11 @@ pub fn per_defect_image_auroc<S: Score, T: AsRef<str>>(
     by_type
         .into_iter()
         .map(|(t, pos)| {
-            let labels: Vec<bool> =
-                pos.iter().map(|_| true).chain(good_scores.iter().map(|_| false)).collect();
+            let labels: Vec<bool> = pos
+                .iter()
+                .map(|_| true)
+                .chain(good_scores.iter().map(|_| false))
+                .collect();
             let all: Vec<S> = pos.iter().chain(&good_scores).copied().collect();
             Ok(DefectAuroc {
                 defect_type: t.to_owned(),
@@ -134,13 +140,25 @@ mod tests {
         assert_eq!(image_auroc::<f32, bool>(&[], &[]), Err(MetricsError::Empty));
         assert_eq!(
             image_auroc(&[0.1f32, 0.2], &[true]),
-            Err(MetricsError::LengthMismatch { scores: 2, labels: 1 })
+            Err(MetricsError::LengthMismatch {
+                scores: 2,
+                labels: 1
+            })
         );
-        assert_eq!(image_auroc(&[0.1f32, 0.2], &[true, true]), Err(MetricsError::NoNegatives));
-        assert_eq!(image_auroc(&[0.1f32, 0.2], &[false, false]), Err(MetricsError::NoPositives));
+        assert_eq!(
+            image_auroc(&[0.1f32, 0.2], &[true, true]),
+            Err(MetricsError::NoNegatives)
+        );
+        assert_eq!(
+            image_auroc(&[0.1f32, 0.2], &[false, false]),
+            Err(MetricsError::NoPositives)
+        );
         assert_eq!(
             image_auroc(&[0.1f32, f32::INFINITY], &[false, true]),
-            Err(MetricsError::NonFinite { index: 1, value: f64::INFINITY })
+            Err(MetricsError::NonFinite {
+                index: 1,
+                value: f64::INFINITY
+            })
         );
         assert!(matches!(
             pixel_auroc(&[f64::NAN, 0.0], &[false, true]),

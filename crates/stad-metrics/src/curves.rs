@@ -35,7 +35,11 @@ impl RocCurve {
     /// `drop_intermediate=True`. The area and the drawn shape do not change.
     pub fn simplified(&self) -> RocCurve {
         let n = self.fpr.len();
-        let mut out = RocCurve { fpr: Vec::new(), tpr: Vec::new(), thresholds: Vec::new() };
+        let mut out = RocCurve {
+            fpr: Vec::new(),
+            tpr: Vec::new(),
+            thresholds: Vec::new(),
+        };
         for k in 0..n {
             let keep = k == 0 || k + 1 == n || {
                 // Collinear with both neighbours along an axis: only fpr or only tpr moves.
@@ -90,8 +94,11 @@ impl PrCurve {
 pub fn roc_curve<S: Score, L: Label>(scores: &[S], labels: &[L]) -> Result<RocCurve> {
     let split = Split::new(scores, labels)?.require_both()?;
     let (p, n) = (split.n_pos() as f64, split.n_neg() as f64);
-    let mut curve =
-        RocCurve { fpr: vec![0.0], tpr: vec![0.0], thresholds: vec![f64::INFINITY] };
+    let mut curve = RocCurve {
+        fpr: vec![0.0],
+        tpr: vec![0.0],
+        thresholds: vec![f64::INFINITY],
+    };
     for s in split.steps() {
         curve.fpr.push(s.fp as f64 / n);
         curve.tpr.push(s.tp as f64 / p);
@@ -111,8 +118,11 @@ pub fn precision_recall_curve<S: Score, L: Label>(scores: &[S], labels: &[L]) ->
         return Err(MetricsError::NoPositives);
     }
     let p = split.n_pos() as f64;
-    let mut curve =
-        PrCurve { precision: vec![1.0], recall: vec![0.0], thresholds: vec![f64::INFINITY] };
+    let mut curve = PrCurve {
+        precision: vec![1.0],
+        recall: vec![0.0],
+        thresholds: vec![f64::INFINITY],
+    };
     for s in split.steps() {
         curve.precision.push(s.tp as f64 / (s.tp + s.fp) as f64);
         curve.recall.push(s.tp as f64 / p);
@@ -148,7 +158,10 @@ pub fn aupr<S: Score, L: Label>(scores: &[S], labels: &[L]) -> Result<f64> {
 
 /// `Σ_k (x[k+1] − x[k]) · (y[k+1] + y[k]) / 2`.
 pub(crate) fn trapezoid(x: &[f64], y: &[f64]) -> f64 {
-    x.windows(2).zip(y.windows(2)).map(|(x, y)| (x[1] - x[0]) * (y[1] + y[0]) * 0.5).sum()
+    x.windows(2)
+        .zip(y.windows(2))
+        .map(|(x, y)| (x[1] - x[0]) * (y[1] + y[0]) * 0.5)
+        .sum()
 }
 
 #[cfg(test)]
@@ -200,7 +213,10 @@ mod tests {
         assert!((ap - want).abs() < 1e-15, "{ap}");
         assert!((ap - 0.691_666_666_666_666_7).abs() < 1e-15, "{ap}");
         assert!((c.average_precision() - ap).abs() < 1e-15);
-        assert_eq!(aupr(&[0.1f64, 0.2], &[false, false]), Err(MetricsError::NoPositives));
+        assert_eq!(
+            aupr(&[0.1f64, 0.2], &[false, false]),
+            Err(MetricsError::NoPositives)
+        );
         assert_eq!(aupr(&[0.1f64, 0.2], &[true, true]), Ok(1.0));
     }
 }

@@ -39,7 +39,9 @@ pub enum MetricsError {
         labels: usize,
     },
     /// The maps or masks do not hold `count × height × width` values.
-    #[error("shape mismatch: shape {count}x{height}x{width} but {maps} map values and {masks} mask values")]
+    #[error(
+        "shape mismatch: shape {count}x{height}x{width} but {maps} map values and {masks} mask values"
+    )]
     ShapeMismatch {
         /// Number of maps of the stated shape.
         count: usize,

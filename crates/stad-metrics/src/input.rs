@@ -18,7 +18,9 @@ mod sealed {
 /// `f64` (exactly the observed score, widened when it is an `f32`). Scores are compared as the
 /// IEEE values they are: `-0.0` and `+0.0` are the same score (a tie); NaN and ±∞ are rejected
 /// with [`MetricsError::NonFinite`].
-pub trait Score: sealed::Sealed + Copy + Send + Sync + PartialOrd + std::fmt::Debug + 'static {
+pub trait Score:
+    sealed::Sealed + Copy + Send + Sync + PartialOrd + std::fmt::Debug + 'static
+{
     /// Order-preserving unsigned key of a finite score (an implementation detail).
     #[doc(hidden)]
     type Key: Key;
@@ -73,7 +75,11 @@ impl Score for f32 {
     }
     #[inline]
     fn key_to_f64(key: u32) -> f64 {
-        let b = if key >> 31 == 1 { key & !(1 << 31) } else { !key };
+        let b = if key >> 31 == 1 {
+            key & !(1 << 31)
+        } else {
+            !key
+        };
         f64::from(f32::from_bits(b))
     }
     #[inline]
@@ -104,7 +110,11 @@ impl Score for f64 {
     }
     #[inline]
     fn key_to_f64(key: u64) -> f64 {
-        let b = if key >> 63 == 1 { key & !(1 << 63) } else { !key };
+        let b = if key >> 63 == 1 {
+            key & !(1 << 63)
+        } else {
+            !key
+        };
         f64::from_bits(b)
     }
     #[inline]
@@ -156,7 +166,11 @@ pub struct MapShape {
 impl MapShape {
     /// `count` maps of `height × width`.
     pub const fn new(count: usize, height: usize, width: usize) -> Self {
-        Self { count, height, width }
+        Self {
+            count,
+            height,
+            width,
+        }
     }
 
     /// Pixels of one map, `height × width`.
@@ -167,7 +181,10 @@ impl MapShape {
     /// Checks that `maps` and `masks` both hold `count × height × width` values (and that the
     /// shape is not empty). Returns the number of pixels of one map.
     pub(crate) fn check(&self, maps: usize, masks: usize) -> Result<usize> {
-        let total = self.count.checked_mul(self.height).and_then(|v| v.checked_mul(self.width));
+        let total = self
+            .count
+            .checked_mul(self.height)
+            .and_then(|v| v.checked_mul(self.width));
         if total != Some(maps) || total != Some(masks) {
             return Err(MetricsError::ShapeMismatch {
                 count: self.count,
@@ -218,7 +235,18 @@ mod tests {
 
     #[test]
     fn f32_keys_are_monotone_and_invertible() {
-        let xs = [-1e30f32, -2.5, -1.0, -f32::MIN_POSITIVE, -0.0, 0.0, 1e-40, 0.5, 1.0, 3e38];
+        let xs = [
+            -1e30f32,
+            -2.5,
+            -1.0,
+            -f32::MIN_POSITIVE,
+            -0.0,
+            0.0,
+            1e-40,
+            0.5,
+            1.0,
+            3e38,
+        ];
         for w in xs.windows(2) {
             assert!(w[0].key().unwrap() <= w[1].key().unwrap(), "{w:?}");
         }
@@ -257,7 +285,10 @@ mod tests {
     fn shape_checks() {
         let s = MapShape::from((2, 3, 4));
         assert_eq!(s.check(24, 24), Ok(12));
-        assert!(matches!(s.check(24, 23), Err(MetricsError::ShapeMismatch { .. })));
+        assert!(matches!(
+            s.check(24, 23),
+            Err(MetricsError::ShapeMismatch { .. })
+        ));
         assert_eq!(MapShape::new(0, 3, 4).check(0, 0), Err(MetricsError::Empty));
         assert!(matches!(
             MapShape::new(usize::MAX, 2, 2).check(0, 0),

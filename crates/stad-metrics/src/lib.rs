@@ -32,6 +32,11 @@
 //!   scores alone (a quantile such as 99 %, or the max) for deployments without labelled
 //!   defects.
 //!
+//! # Speed
+//! `benches/metrics.rs` (criterion) times pixel AUROC and AU-PRO on one category (83 maps of
+//! 224², 4.2 M pixels: tens of milliseconds) and on 1 000 maps of 256² (65 M pixels: about a
+//! second on two cores).
+//!
 //! # Layout
 //! Stacks of maps are flattened in C order with a [`MapShape`] `(count, height, width)`;
 //! masks have the same layout and are anomalous where `true`/non-zero.
@@ -64,4 +69,7 @@ pub use error::{MetricsError, Result};
 pub use input::{Label, MapShape, Score};
 pub use pro::{Connectivity, ProCurve, Regions, au_pro, au_pro_with, label_regions, pro_curve};
 pub use segmentation::{Overlap, SegmentationScores, dice, iou, segmentation_scores};
-pub use threshold::{F1Threshold, NominalThreshold, f1_optimal_threshold, nominal_threshold, pixel_f1_optimal_threshold};
+pub use threshold::{
+    F1Threshold, NominalThreshold, f1_optimal_threshold, nominal_threshold,
+    pixel_f1_optimal_threshold,
+};

@@ -80,12 +80,17 @@ pub fn segmentation_scores<S: Score, L: Label>(
         .collect::<Result<_>>()?;
     let dice = |[tp, fp, fn_]: [u64; 3]| (2 * tp) as f64 / (2 * tp + fp + fn_) as f64;
     let iou = |[tp, fp, fn_]: [u64; 3]| tp as f64 / (tp + fp + fn_) as f64;
-    let anomalous: Vec<[u64; 3]> =
-        per_image.iter().copied().filter(|&[tp, _, fn_]| tp + fn_ > 0).collect();
+    let anomalous: Vec<[u64; 3]> = per_image
+        .iter()
+        .copied()
+        .filter(|&[tp, _, fn_]| tp + fn_ > 0)
+        .collect();
     if anomalous.is_empty() {
         return Err(MetricsError::NoPositives);
     }
-    let total = per_image.iter().fold([0u64; 3], |a, c| [a[0] + c[0], a[1] + c[1], a[2] + c[2]]);
+    let total = per_image
+        .iter()
+        .fold([0u64; 3], |a, c| [a[0] + c[0], a[1] + c[1], a[2] + c[2]]);
     let n = anomalous.len() as f64;
     Ok(SegmentationScores {
         threshold,
@@ -148,7 +153,10 @@ mod tests {
         ];
         let masks = [1u8, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1];
         let s = segmentation_scores(&maps, &masks, (3, 2, 2), 0.5).unwrap();
-        assert_eq!((s.true_positives, s.false_positives, s.false_negatives), (5, 2, 1));
+        assert_eq!(
+            (s.true_positives, s.false_positives, s.false_negatives),
+            (5, 2, 1)
+        );
         assert_eq!(s.n_anomalous_images, 2);
         assert_eq!(s.dice.global, 10.0 / 13.0);
         assert_eq!(s.iou.global, 5.0 / 8.0);
@@ -161,7 +169,10 @@ mod tests {
     #[test]
     fn errors() {
         let maps = [0.5f64, 0.2];
-        assert_eq!(dice(&maps, &[false, false], (1, 1, 2), 0.3), Err(MetricsError::NoPositives));
+        assert_eq!(
+            dice(&maps, &[false, false], (1, 1, 2), 0.3),
+            Err(MetricsError::NoPositives)
+        );
         assert!(matches!(
             dice(&maps, &[true, false], (1, 1, 2), f64::NAN),
             Err(MetricsError::InvalidThreshold(_))

@@ -20,6 +20,14 @@ fn range_of<K: sort::Key>(keys: &[K]) -> Option<(u64, u64)> {
     Some((lo, hi))
 }
 
+/// One chunk's positive and negative keys, with their key ranges.
+type SplitPart<S> = (
+    Vec<<S as Score>::Key>,
+    Vec<<S as Score>::Key>,
+    Option<(u64, u64)>,
+    Option<(u64, u64)>,
+);
+
 /// Keys of the positive and of the negative scores, each sorted ascending.
 pub(crate) struct Split<S: Score> {
     pub pos: Vec<S::Key>,
@@ -42,8 +50,7 @@ impl<S: Score> Split<S> {
     /// Does not require both classes to be present (see [`Split::require_both`]).
     pub fn new<L: Label>(scores: &[S], labels: &[L]) -> Result<Self> {
         check_lengths(scores.len(), labels.len())?;
-        type Range = Option<(u64, u64)>;
-        let parts: Vec<(Vec<S::Key>, Vec<S::Key>, Range, Range)> = scores
+        let parts: Vec<SplitPart<S>> = scores
             .par_chunks(SPLIT_CHUNK)
             .zip(labels.par_chunks(SPLIT_CHUNK))
             .enumerate()
@@ -64,7 +71,10 @@ impl<S: Score> Split<S> {
                 Ok((pos, neg, pr, nr))
             })
             .collect::<Result<_>>()?;
-        let (mut pos, mut neg) = (Vec::with_capacity(parts.len()), Vec::with_capacity(parts.len()));
+        let (mut pos, mut neg) = (
+            Vec::with_capacity(parts.len()),
+            Vec::with_capacity(parts.len()),
+        );
         let (mut pos_range, mut neg_range) = (None, None);
         for (p, n, pr, nr) in parts {
             pos.push(p);
@@ -102,7 +112,12 @@ impl<S: Score> Split<S> {
 
     /// The steps, from the highest distinct score down to the lowest.
     pub fn steps(&self) -> Steps<'_, S> {
-        Steps { pos: &self.pos, neg: &self.neg, i: self.pos.len(), j: self.neg.len() }
+        Steps {
+            pos: &self.pos,
+            neg: &self.neg,
+            i: self.pos.len(),
+            j: self.neg.len(),
+        }
     }
 
     /// Twice the Mann–Whitney `U`, as an exact integer:
@@ -182,17 +197,78 @@ mod tests {
         let scores = [0.1f32, 0.4, 0.35, 0.8, 0.4, 0.1];
         let labels = [false, false, true, true, true, false];
         let split = Split::new(&scores, &labels).unwrap();
-        let steps: Vec<(f64, u64, u64)> =
-            split.steps().map(|s| (f32::key_to_f64(s.key), s.tp, s.fp)).collect();
+        let steps: Vec<(f64, u64, u64)> = split
+            .steps()
+            .map(|s| (f32::key_to_f64(s.key), s.tp, s.fp))
+            .collect();
         let f = |x: f32| f64::from(x);
         assert_eq!(
             steps,
-            vec![(f(0.8), 1, 0), (f(0.4), 2, 1), (f(0.35), 3, 1), (f(0.1), 3, 3)]
+            vec![
+                (f(0.8), 1, 0),
+                (f(0.4), 2, 1),
+                (f(0.35), 3, 1),
+                (f(0.1), 3, 3)
+            ]
         );
         // U = 3 (0.8) + 2.5 (0.4 vs 0.4 tie and 0.1 pair...) computed by hand:
         // positives 0.35, 0.8, 0.4 vs negatives 0.1, 0.4, 0.1:
         // 0.35 > 0.1, 0.1 -> 2; 0.8 -> 3; 0.4 > 0.1, 0.1, tie 0.4 -> 2.5; U = 7.5 of 9.
         assert_eq!(split.auroc(), 7.5 / 9.0);
+    }
+
+    /// Mann–Whitney by the standard library's sort: ranks with ties grouped.
+    fn naive_auroc(scores: &[f64], labels: &[bool]) -> f64 {
+        let mut v: Vec<(f64, bool)> = scores.iter().copied().zip(labels.iter().copied()).collect();
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (mut u2, mut neg_below) = (0u128, 0u128);
+        let mut i = 0;
+        while i < v.len() {
+            let j = i + v[i..].iter().take_while(|x| x.0 == v[i].0).count();
+            let pos = v[i..j].iter().filter(|x| x.1).count() as u128;
+            let neg = (j - i) as u128 - pos;
+            u2 += pos * (2 * neg_below + neg);
+            neg_below += neg;
+            i = j;
+        }
+        let p = labels.iter().filter(|&&l| l).count() as f64;
+        u2 as f64 / (2.0 * p * (labels.len() as f64 - p))
+    }
+
+    fn splitmix(state: &mut u64) -> u64 {
+        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    #[test]
+    fn large_inputs_match_a_naive_count() {
+        // Beyond the sequential threshold, so that the parallel radix paths run: f32 with
+        // many ties, and f64 over a wide range (deep most-significant-digit recursion).
+        let mut s = 9;
+        let n = 300_000;
+        let labels: Vec<bool> = (0..n).map(|_| splitmix(&mut s).is_multiple_of(7)).collect();
+        let coarse: Vec<f32> = labels
+            .iter()
+            .map(|&l| (splitmix(&mut s) % 5000) as f32 / 1000.0 + if l { 0.7 } else { 0.0 })
+            .collect();
+        let wide: Vec<f64> = labels
+            .iter()
+            .map(|&l| {
+                let x = (splitmix(&mut s) >> 11) as f64 / (1u64 << 53) as f64;
+                (x * 60.0 - 30.0).exp() * if l { 1.5 } else { 1.0 } - 1e-6
+            })
+            .collect();
+        let c64: Vec<f64> = coarse.iter().map(|&v| f64::from(v)).collect();
+        let a = Split::new(&coarse, &labels).unwrap().auroc();
+        assert!((a - naive_auroc(&c64, &labels)).abs() < 1e-12, "{a}");
+        let a = Split::new(&wide, &labels).unwrap().auroc();
+        assert!((a - naive_auroc(&wide, &labels)).abs() < 1e-12, "{a}");
+        let split = Split::new(&wide, &labels).unwrap();
+        assert!(split.neg.windows(2).all(|w| w[0] <= w[1]));
+        assert!(split.pos.windows(2).all(|w| w[0] <= w[1]));
     }
 
     #[test]

@@ -102,7 +102,10 @@ pub fn nominal_threshold<S: Score>(scores: &[S], method: NominalThreshold) -> Re
     };
     check_lengths(scores.len(), scores.len())?;
     if let Some(i) = scores.iter().position(|s| s.key().is_none()) {
-        return Err(MetricsError::NonFinite { index: i, value: scores[i].to_f64() });
+        return Err(MetricsError::NonFinite {
+            index: i,
+            value: scores[i].to_f64(),
+        });
     }
     let mut x: Vec<f64> = scores.iter().map(|s| s.to_f64()).collect();
     let h = (x.len() - 1) as f64 * q;
@@ -112,7 +115,11 @@ pub fn nominal_threshold<S: Score>(scores: &[S], method: NominalThreshold) -> Re
     let b = upper.iter().copied().min_by(f64::total_cmp).unwrap_or(a);
     // numpy's `_lerp`: a + (b−a)·γ, or b − (b−a)·(1−γ) when γ ≥ ½ (exact at both ends).
     let d = b - a;
-    Ok(if gamma >= 0.5 { b - d * (1.0 - gamma) } else { a + d * gamma })
+    Ok(if gamma >= 0.5 {
+        b - d * (1.0 - gamma)
+    } else {
+        a + d * gamma
+    })
 }
 
 #[cfg(test)]
@@ -166,7 +173,10 @@ mod tests {
         assert!((q(0.99) - 8.79).abs() < 1e-12);
         assert_eq!(q(1.0), 9.0);
         assert_eq!(nominal_threshold(&s, NominalThreshold::Max), Ok(9.0));
-        assert_eq!(nominal_threshold(&[0.25f32], NominalThreshold::Quantile(0.99)), Ok(0.25));
+        assert_eq!(
+            nominal_threshold(&[0.25f32], NominalThreshold::Quantile(0.99)),
+            Ok(0.25)
+        );
     }
 
     #[test]
@@ -179,7 +189,10 @@ mod tests {
             nominal_threshold(&[1.0f32], NominalThreshold::Quantile(f64::NAN)),
             Err(MetricsError::InvalidQuantile(_))
         ));
-        assert_eq!(nominal_threshold::<f64>(&[], NominalThreshold::Max), Err(MetricsError::Empty));
+        assert_eq!(
+            nominal_threshold::<f64>(&[], NominalThreshold::Max),
+            Err(MetricsError::Empty)
+        );
         assert!(matches!(
             nominal_threshold(&[1.0f32, f32::NAN], NominalThreshold::Max),
             Err(MetricsError::NonFinite { index: 1, .. })

@@ -22,7 +22,11 @@ fn fixture() -> Fixture {
     let masks = stad_testutil::read_fixture("metrics_masks.npy");
     assert_eq!(maps.shape.len(), 3, "metrics_maps.npy is N x H x W");
     let shape = MapShape::new(maps.shape[0], maps.shape[1], maps.shape[2]);
-    assert_eq!(masks.data.len(), maps.data.len(), "masks and maps have as many pixels");
+    assert_eq!(
+        masks.data.len(),
+        maps.data.len(),
+        "masks and maps have as many pixels"
+    );
     let masks: Vec<u8> = masks.data.iter().map(|&v| u8::from(v != 0.0)).collect();
     let hw = shape.pixels_per_map();
     let image_scores: Vec<f32> = maps
@@ -30,18 +34,33 @@ fn fixture() -> Fixture {
         .chunks(hw)
         .map(|m| m.iter().copied().fold(f32::NEG_INFINITY, f32::max))
         .collect();
-    let image_labels: Vec<bool> = masks.chunks(hw).map(|m| m.iter().any(|&v| v != 0)).collect();
+    let image_labels: Vec<bool> = masks
+        .chunks(hw)
+        .map(|m| m.iter().any(|&v| v != 0))
+        .collect();
     let expected = stad_testutil::manifest()["metrics"].clone();
     assert!(expected.is_object(), "manifest.json has a `metrics` object");
-    Fixture { maps: maps.data, masks, shape, image_scores, image_labels, expected }
+    Fixture {
+        maps: maps.data,
+        masks,
+        shape,
+        image_scores,
+        image_labels,
+        expected,
+    }
 }
 
 fn expected(f: &Fixture, key: &str) -> f64 {
-    f.expected[key].as_f64().unwrap_or_else(|| panic!("manifest metrics.{key} is a number"))
+    f.expected[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("manifest metrics.{key} is a number"))
 }
 
 fn assert_close(got: f64, want: f64, what: &str) {
-    assert!((got - want).abs() <= TOL, "{what}: got {got:.17}, manifest {want:.17}");
+    assert!(
+        (got - want).abs() <= TOL,
+        "{what}: got {got:.17}, manifest {want:.17}"
+    );
 }
 
 #[test]
@@ -59,7 +78,11 @@ fn image_auroc_matches_manifest() {
     assert_close(got, expected(&f, "image_auroc"), "image AUROC");
     // f64 input gives the same.
     let s64: Vec<f64> = f.image_scores.iter().map(|&v| f64::from(v)).collect();
-    assert_close(image_auroc(&s64, &f.image_labels).unwrap(), got, "image AUROC (f64)");
+    assert_close(
+        image_auroc(&s64, &f.image_labels).unwrap(),
+        got,
+        "image AUROC (f64)",
+    );
 }
 
 #[test]
@@ -78,8 +101,16 @@ fn au_pro_matches_manifest() {
     }
     // The stored curve integrates to the same numbers.
     let curve = pro_curve(&f.maps, &f.masks, f.shape, Connectivity::Eight).unwrap();
-    assert_close(curve.au_pro(0.3).unwrap(), expected(&f, "au_pro_0.3"), "curve 0.3");
-    assert_close(curve.au_pro(1.0).unwrap(), expected(&f, "au_pro_1.0"), "curve 1.0");
+    assert_close(
+        curve.au_pro(0.3).unwrap(),
+        expected(&f, "au_pro_0.3"),
+        "curve 0.3",
+    );
+    assert_close(
+        curve.au_pro(1.0).unwrap(),
+        expected(&f, "au_pro_1.0"),
+        "curve 1.0",
+    );
 }
 
 #[test]
@@ -89,17 +120,36 @@ fn f1_threshold_matches_manifest() {
     assert_close(got.f1, expected(&f, "image_f1_max"), "image F1 max");
     // The threshold is an f32 score; the manifest prints it as a (shortest) f64.
     let want = expected(&f, "image_f1_threshold");
-    assert_eq!(got.threshold as f32, want as f32, "threshold {} vs {want}", got.threshold);
-    assert!(f.image_scores.iter().any(|&s| f64::from(s) == got.threshold), "an observed score");
-    assert_close(2.0 * got.precision * got.recall / (got.precision + got.recall), got.f1, "F1");
+    assert_eq!(
+        got.threshold as f32, want as f32,
+        "threshold {} vs {want}",
+        got.threshold
+    );
+    assert!(
+        f.image_scores
+            .iter()
+            .any(|&s| f64::from(s) == got.threshold),
+        "an observed score"
+    );
+    assert_close(
+        2.0 * got.precision * got.recall / (got.precision + got.recall),
+        got.f1,
+        "F1",
+    );
 }
 
 #[test]
 fn dice_matches_manifest() {
     let f = fixture();
-    let t = f1_optimal_threshold(&f.image_scores, &f.image_labels).unwrap().threshold;
+    let t = f1_optimal_threshold(&f.image_scores, &f.image_labels)
+        .unwrap()
+        .threshold;
     let d = dice(&f.maps, &f.masks, f.shape, t).unwrap();
-    assert_close(d.global, expected(&f, "pixel_dice_global_at_threshold"), "Dice global");
+    assert_close(
+        d.global,
+        expected(&f, "pixel_dice_global_at_threshold"),
+        "Dice global",
+    );
     assert_close(
         d.mean_over_anomalous,
         expected(&f, "pixel_dice_mean_over_anomalous_images_at_threshold"),

@@ -14,7 +14,9 @@ fn scores_and_labels() -> impl Strategy<Value = (Vec<f64>, Vec<bool>)> {
                 prop::collection::vec(any::<bool>(), n),
             )
         })
-        .prop_filter("both classes", |(_, l)| l.iter().any(|&b| b) && l.iter().any(|&b| !b))
+        .prop_filter("both classes", |(_, l)| {
+            l.iter().any(|&b| b) && l.iter().any(|&b| !b)
+        })
 }
 
 /// The O(P·N) definition: a tied pair counts ½.

@@ -19,12 +19,31 @@
 //! 4. the image score is the maximum of the map ([`image_scores`]).
 //!
 //! [`AnomalyMapConfig`] runs steps 1–3; [`check_finite`] guards a map against NaN / ±inf.
-//! [`reference`] holds the straightforward formulations of step 1 that the (faster) public
+//! [`reference`](mod@reference) holds the straightforward formulations of step 1 that the (faster) public
 //! kernels are checked against.
 //!
+//! # Performance
+//! The public kernels avoid what is slow on CPU backends: the layer maps reduce only channel
+//! dot products of same-shaped tensors (no normalised feature map, no multiplication of a
+//! full-size tensor by a per-position factor), and the upsampling is two small matrix
+//! products. On the Flex backend (2 cores, batch 8, 224², ResNet-18 layers 1–3) the full STFPM
+//! map takes about 6.5 ms against 68 ms for the reference formulation, the 3-student ensemble
+//! map about 14 ms against 275 ms (`cargo bench -p stad-scoring`).
+//!
+//! # Accuracy
+//! Expanding a squared distance, e.g. `‖t̂ − ŝ‖² = ‖t̂‖² + ‖ŝ‖² − 2 t̂·ŝ` (STFPM) or
+//! `Σ_c var_s ŝ_s = mean_s ‖ŝ_s‖² − ‖m‖²` (ensemble variance), trades a relative error for an
+//! absolute one: in `f32` the layer maps carry an absolute error of a few `1e-7` (a few ulps
+//! of `1`, from the channel sums), whatever their size, where the reference formulations have
+//! a relative error. Such results are clamped at `0`. For ranking anomaly scores this is
+//! immaterial.
+//!
 //! # Parity
-//! The tests compare with PyTorch fixtures (`tests/parity.rs`): the maps agree to better than
-//! `1e-5` of the map's maximum.
+//! The tests compare with PyTorch fixtures (`tests/parity.rs`), requiring
+//! `max |ours − torch| ≤ 1e-5 · max |torch|` per array. Measured: STFPM map `1.3e-7` absolute
+//! (`5e-7` relative to its maximum), image score `1.1e-7` relative; ensemble error / variance
+//! layer maps at most `3.7e-7` absolute (`4.3e-6` relative), ensemble map `6e-8`
+//! (`1.3e-6`).
 
 mod combine;
 mod error;
@@ -33,7 +52,9 @@ mod map;
 pub mod reference;
 mod smoothing;
 
-pub use combine::{check_finite, combine_layer_maps, image_scores, upsample_bilinear};
+pub use combine::{
+    check_finite, combine_layer_maps, image_scores, interpolation_matrix, upsample_bilinear,
+};
 pub use error::ScoringError;
 pub use layer::{NORM_EPS, ensemble_layer_maps, predictive_variance_unnormalized, stfpm_layer_map};
 pub use map::{AnomalyMapConfig, EnsembleMode};

@@ -139,7 +139,11 @@ mod tests {
         [(8, 8), (16, 4), (32, 2)]
             .into_iter()
             .map(|(c, hw)| {
-                Tensor::random([2, c, hw, hw], Distribution::Normal(shift, 1.0), &Default::default())
+                Tensor::random(
+                    [2, c, hw, hw],
+                    Distribution::Normal(shift, 1.0),
+                    &Default::default(),
+                )
             })
             .collect()
     }
@@ -162,7 +166,10 @@ mod tests {
         let config = AnomalyMapConfig::new([16, 16]);
         let map = config.stfpm_map(&t, &s).unwrap();
         assert_eq!(map.dims(), [2, 1, 16, 16]);
-        let smoothed = config.with_smoothing_sigma(Some(1.0)).stfpm_map(&t, &s).unwrap();
+        let smoothed = config
+            .with_smoothing_sigma(Some(1.0))
+            .stfpm_map(&t, &s)
+            .unwrap();
         let expected = gaussian_smooth(map, 1.0).unwrap();
         smoothed
             .into_data()
@@ -186,7 +193,9 @@ mod tests {
             .ensemble_map(&t, &students)
             .unwrap();
         // Layer maps are non-negative, so each product is at most the product of the sums.
-        let slack = (sum - error.clone().max_pair(variance.clone())).min().into_scalar();
+        let slack = (sum - error.clone().max_pair(variance.clone()))
+            .min()
+            .into_scalar();
         assert!(slack >= -1e-6, "{slack}");
         assert!(error.min().into_scalar() >= 0.0 && variance.min().into_scalar() >= 0.0);
     }
@@ -231,7 +240,9 @@ mod tests {
             }
         ));
         assert_eq!(
-            config.ensemble_map(&t, &[s.clone(), s[..1].to_vec()]).unwrap_err(),
+            config
+                .ensemble_map(&t, &[s.clone(), s[..1].to_vec()])
+                .unwrap_err(),
             ScoringError::LayerCountMismatch {
                 student: Some(1),
                 expected: 3,

@@ -1,4 +1,4 @@
-//! Straightforward reference formulations of the layer maps.
+//! Straightforward reference formulations of the layer maps and of the upsampling.
 //!
 //! They spell the formulas out as PyTorch code would (normalise, subtract, square, sum) and
 //! keep the relative accuracy of `f32` everywhere. The public kernels in the crate root
@@ -6,10 +6,12 @@
 //! compute the same values faster; the tests check the two against each other and the
 //! benchmark (`cargo bench -p stad-scoring`) times both.
 
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Tensor, backend::Backend};
 
-use crate::layer::{NORM_EPS, check_same_shape};
 use crate::ScoringError;
+use crate::layer::{NORM_EPS, check_same_shape};
 
 /// `x / max(‖x‖₂, NORM_EPS)` over channels (dim 1), literally as
 /// `torch.nn.functional.normalize(x, dim=1)`.
@@ -55,4 +57,15 @@ pub fn ensemble_layer_maps<B: Backend>(
     let var: Tensor<B, 4> = var.squeeze_dim(0);
     let error = (l2_normalize(teacher) - mean).square().sum_dim(1) * 0.5;
     Ok((error, var.sum_dim(1)))
+}
+
+/// Reference for [`upsample_bilinear`](crate::upsample_bilinear): burn's
+/// `interpolate(x, size, Bilinear)` with `align_corners = false` (burn's
+/// `InterpolateOptions::new` defaults to `true`, PyTorch to `false`).
+pub fn upsample_bilinear<B: Backend>(map: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
+    interpolate(
+        map,
+        size,
+        InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false),
+    )
 }

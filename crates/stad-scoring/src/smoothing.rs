@@ -60,8 +60,10 @@ pub fn gaussian_smooth<B: Backend>(
         TensorData::new(taps.clone(), [1, 1, 1, taps.len()]),
         &device,
     );
-    let col_kernel =
-        Tensor::<B, 4>::from_data(TensorData::new(taps.clone(), [1, 1, taps.len(), 1]), &device);
+    let col_kernel = Tensor::<B, 4>::from_data(
+        TensorData::new(taps.clone(), [1, 1, taps.len(), 1]),
+        &device,
+    );
     let mode = |side: usize| {
         if radius < side {
             PadMode::Reflect
@@ -118,15 +120,21 @@ mod tests {
         assert!((k.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         assert!(k.iter().zip(k.iter().rev()).all(|(a, b)| a == b));
         assert_eq!(gaussian_kernel_1d(0.1).unwrap(), vec![1.0]);
-        assert_eq!(gaussian_kernel_1d(0.0), Err(ScoringError::InvalidSigma(0.0)));
+        assert_eq!(
+            gaussian_kernel_1d(0.0),
+            Err(ScoringError::InvalidSigma(0.0))
+        );
         assert!(gaussian_kernel_1d(f64::NAN).is_err());
     }
 
     #[test]
     fn matches_host_reflect_convolution() {
         let (h, w) = (19, 23);
-        let map =
-            Tensor::<B, 4>::random([2, 1, h, w], Distribution::Uniform(0.0, 1.0), &Default::default());
+        let map = Tensor::<B, 4>::random(
+            [2, 1, h, w],
+            Distribution::Uniform(0.0, 1.0),
+            &Default::default(),
+        );
         let data = map.to_data().to_vec::<f32>().unwrap();
         let smooth = gaussian_smooth(map, 1.5).unwrap();
         assert_eq!(smooth.dims(), [2, 1, h, w]);
@@ -143,9 +151,12 @@ mod tests {
         let device = Default::default();
         // Radius 16 on a 5×40 map: reflect along W, edge along H.
         let map = Tensor::<B, 4>::full([1, 2, 5, 40], 0.7, &device);
-        gaussian_smooth(map, 4.0).unwrap().into_data().assert_approx_eq::<f32>(
-            &TensorData::new(vec![0.7f32; 400], [1, 2, 5, 40]),
-            Tolerance::absolute(1e-5),
-        );
+        gaussian_smooth(map, 4.0)
+            .unwrap()
+            .into_data()
+            .assert_approx_eq::<f32>(
+                &TensorData::new(vec![0.7f32; 400], [1, 2, 5, 40]),
+                Tolerance::absolute(1e-5),
+            );
     }
 }

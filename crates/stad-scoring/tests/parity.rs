@@ -6,8 +6,7 @@
 use burn::backend::Flex;
 use burn::tensor::{Tensor, TensorData};
 use stad_scoring::{
-    AnomalyMapConfig, EnsembleMode, combine_layer_maps, ensemble_layer_maps, image_scores,
-    reference, stfpm_layer_map,
+    AnomalyMapConfig, EnsembleMode, ensemble_layer_maps, image_scores, reference, stfpm_layer_map,
 };
 use stad_testutil::{NpyArray, manifest, max_abs_diff, read_fixture};
 
@@ -33,13 +32,20 @@ fn assert_close(what: &str, got: &[f32], expected: &[f32]) -> (f32, f32) {
     let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let rel = abs / scale;
     println!("{what}: max |diff| = {abs:.3e}, / max |ref| ({scale:.4}) = {rel:.3e}");
-    assert!(rel <= REL_TOL, "{what}: max |diff| {abs:e} > {REL_TOL:e} · {scale}");
+    assert!(
+        rel <= REL_TOL,
+        "{what}: max |diff| {abs:e} > {REL_TOL:e} · {scale}"
+    );
     (abs, rel)
 }
 
 fn stfpm_pyramids() -> (Vec<Tensor<B, 4>>, Vec<Tensor<B, 4>>) {
-    let teacher = (1..=3).map(|k| fixture(&format!("teacher_layer{k}.npy"))).collect();
-    let student = (1..=3).map(|k| fixture(&format!("student_layer{k}.npy"))).collect();
+    let teacher = (1..=3)
+        .map(|k| fixture(&format!("teacher_layer{k}.npy")))
+        .collect();
+    let student = (1..=3)
+        .map(|k| fixture(&format!("student_layer{k}.npy")))
+        .collect();
     (teacher, student)
 }
 
@@ -49,18 +55,25 @@ fn stfpm_map_and_image_score() {
     let expected = read_fixture("stfpm_map.npy");
     assert_eq!(expected.shape, [1, 1, 224, 224]);
 
-    let map = AnomalyMapConfig::new([224, 224]).stfpm_map(&teacher, &student).unwrap();
+    let map = AnomalyMapConfig::new([224, 224])
+        .stfpm_map(&teacher, &student)
+        .unwrap();
     assert_eq!(map.dims(), [1, 1, 224, 224]);
     assert_close("stfpm_map (fused)", &values(map.clone()), &expected.data);
 
     // The reference formulation agrees too.
-    let maps = teacher
+    let reference_map = teacher
         .iter()
         .zip(&student)
         .map(|(t, s)| reference::stfpm_layer_map(t.clone(), s.clone()).unwrap())
-        .collect();
-    let reference_map = combine_layer_maps(maps, [224, 224]).unwrap();
-    assert_close("stfpm_map (reference)", &values(reference_map), &expected.data);
+        .map(|m| reference::upsample_bilinear(m, [224, 224]))
+        .reduce(|a, b| a * b)
+        .unwrap();
+    assert_close(
+        "stfpm_map (reference)",
+        &values(reference_map),
+        &expected.data,
+    );
 
     let score = values(image_scores(map))[0];
     let expected_score = manifest()["stfpm_image_score"].as_f64().unwrap() as f32;
@@ -80,9 +93,15 @@ fn stfpm_layer_maps_fused_vs_reference() {
 }
 
 fn ensemble_pyramids() -> (Vec<Tensor<B, 4>>, Vec<Vec<Tensor<B, 4>>>) {
-    let teacher = (1..=3).map(|k| fixture(&format!("ens_teacher_l{k}.npy"))).collect();
+    let teacher = (1..=3)
+        .map(|k| fixture(&format!("ens_teacher_l{k}.npy")))
+        .collect();
     let students = (0..3)
-        .map(|s| (1..=3).map(|k| fixture(&format!("ens_student{s}_l{k}.npy"))).collect())
+        .map(|s| {
+            (1..=3)
+                .map(|k| fixture(&format!("ens_student{s}_l{k}.npy")))
+                .collect()
+        })
         .collect();
     (teacher, students)
 }
@@ -98,7 +117,11 @@ fn ensemble_layer_maps_match_fixtures() {
         assert_eq!(error_ref.shape, [b, h, w]);
 
         let (error, variance) = ensemble_layer_maps(teacher[k].clone(), &layer).unwrap();
-        assert_close(&format!("ens_error_l{} (fused)", k + 1), &values(error), &error_ref.data);
+        assert_close(
+            &format!("ens_error_l{} (fused)", k + 1),
+            &values(error),
+            &error_ref.data,
+        );
         assert_close(
             &format!("ens_variance_l{} (fused)", k + 1),
             &values(variance),
@@ -106,7 +129,11 @@ fn ensemble_layer_maps_match_fixtures() {
         );
 
         let (error, variance) = reference::ensemble_layer_maps(teacher[k].clone(), &layer).unwrap();
-        assert_close(&format!("ens_error_l{} (reference)", k + 1), &values(error), &error_ref.data);
+        assert_close(
+            &format!("ens_error_l{} (reference)", k + 1),
+            &values(error),
+            &error_ref.data,
+        );
         assert_close(
             &format!("ens_variance_l{} (reference)", k + 1),
             &values(variance),

@@ -61,15 +61,36 @@ pub fn read_npy(path: impl AsRef<Path>) -> NpyArray {
     use npyz::{DType, TypeChar};
     let path = path.as_ref();
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let npy = npyz::NpyFile::new(&bytes[..]).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
+    let npy =
+        npyz::NpyFile::new(&bytes[..]).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let data: Vec<f32> = match npy.dtype() {
         DType::Plain(ts) => match (ts.type_char(), ts.size_field()) {
             (TypeChar::Float, 4) => npy.into_vec::<f32>().unwrap(),
-            (TypeChar::Float, 8) => npy.into_vec::<f64>().unwrap().into_iter().map(|v| v as f32).collect(),
-            (TypeChar::Uint, 1) => npy.into_vec::<u8>().unwrap().into_iter().map(f32::from).collect(),
-            (TypeChar::Bool, 1) => npy.into_vec::<u8>().unwrap().into_iter().map(f32::from).collect(),
-            (TypeChar::Int, 8) => npy.into_vec::<i64>().unwrap().into_iter().map(|v| v as f32).collect(),
+            (TypeChar::Float, 8) => npy
+                .into_vec::<f64>()
+                .unwrap()
+                .into_iter()
+                .map(|v| v as f32)
+                .collect(),
+            (TypeChar::Uint, 1) => npy
+                .into_vec::<u8>()
+                .unwrap()
+                .into_iter()
+                .map(f32::from)
+                .collect(),
+            (TypeChar::Bool, 1) => npy
+                .into_vec::<u8>()
+                .unwrap()
+                .into_iter()
+                .map(f32::from)
+                .collect(),
+            (TypeChar::Int, 8) => npy
+                .into_vec::<i64>()
+                .unwrap()
+                .into_iter()
+                .map(|v| v as f32)
+                .collect(),
             other => panic!("{}: unsupported dtype {other:?}", path.display()),
         },
         other => panic!("{}: unsupported dtype {other:?}", path.display()),
@@ -85,7 +106,8 @@ pub fn read_fixture(name: &str) -> NpyArray {
 /// The fixtures' `manifest.json`.
 pub fn manifest() -> serde_json::Value {
     let path = fixture("manifest.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).expect("manifest.json is valid JSON")
 }
 
@@ -95,5 +117,8 @@ pub fn manifest() -> serde_json::Value {
 /// When the lengths differ.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }

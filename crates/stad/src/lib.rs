@@ -15,6 +15,19 @@
 //!
 //! Everything is generic over burn's `Backend`; [`backend`] names the ones stad is built with.
 
+pub mod checkpoint;
+pub mod error;
+pub mod evaluate;
+pub mod method;
+pub mod model;
+pub mod trainer;
+
+pub use error::{Result, StadError};
+pub use evaluate::{Evaluation, evaluate};
+pub use method::{MethodConfig, MethodKind};
+pub use model::{ModelConfig, StudentTeacher, TeacherWeights};
+pub use trainer::{EpochSummary, RunDir, Silent, TrainConfig, TrainObserver, TrainOutcome, train};
+
 pub use stad_backbones as backbones;
 pub use stad_data as data;
 pub use stad_distill as distill;

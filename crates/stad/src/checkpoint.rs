@@ -1,0 +1,230 @@
+//! Single-file checkpoints, written atomically and checked when read.
+//!
+//! # File format (version 1)
+//! ```text
+//! "STADCKPT"            8 bytes, magic
+//! version               u32 little-endian (1)
+//! header length         u64 LE, then the header: UTF-8 JSON (method, configs, epoch…)
+//! blob count            u32 LE, then per blob: name length u32 LE, name (UTF-8),
+//!                       data length u64 LE, data
+//! checksum              u64 LE, FNV-1a 64 of every byte before it
+//! ```
+//! Writing goes to `<file>.tmp-<pid>` first, is flushed to disk, then renamed over the
+//! target: a crash leaves either the old or the new checkpoint, never half of one. Reading
+//! checks the magic, the version, every length against the file size and the checksum, and
+//! reports [`CheckpointError::Corrupt`] instead of panicking on any mismatch.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Magic bytes at the start of every stad checkpoint.
+pub const MAGIC: &[u8; 8] = b"STADCKPT";
+/// Current format version.
+pub const VERSION: u32 = 1;
+
+/// Errors of reading and writing checkpoint files.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The file could not be read or written.
+    #[error("checkpoint {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a valid stad checkpoint (truncated, altered, or another format).
+    #[error("checkpoint {path} is corrupt: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What did not check out.
+        reason: String,
+    },
+}
+
+/// The content of a checkpoint: a JSON header and named binary blobs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointFile {
+    /// JSON metadata.
+    pub header: String,
+    /// Named blobs (weights, optimizer state), in order.
+    pub blobs: Vec<(String, Vec<u8>)>,
+}
+
+/// FNV-1a, 64 bit.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+impl CheckpointFile {
+    /// The blob called `name`.
+    pub fn blob(&self, name: &str) -> Option<&[u8]> {
+        self.blobs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.as_slice())
+    }
+
+    /// Serialises to bytes (format above).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&(self.header.len() as u64).to_le_bytes());
+        out.extend_from_slice(self.header.as_bytes());
+        out.extend_from_slice(&(self.blobs.len() as u32).to_le_bytes());
+        for (name, data) in &self.blobs {
+            out.extend_from_slice(&(name.len() as u32).to_le_bytes());
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+            out.extend_from_slice(data);
+        }
+        let sum = fnv1a(&out);
+        out.extend_from_slice(&sum.to_le_bytes());
+        out
+    }
+
+    /// Parses bytes read from `path` (used in error messages).
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, CheckpointError> {
+        let corrupt = |reason: &str| CheckpointError::Corrupt {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        };
+        if bytes.len() < MAGIC.len() + 4 + 8 || &bytes[..MAGIC.len()] != MAGIC {
+            return Err(corrupt("not a stad checkpoint (bad magic)"));
+        }
+        let (body, tail) = bytes.split_at(bytes.len() - 8);
+        let stored = u64::from_le_bytes(tail.try_into().expect("8 bytes"));
+        if stored != fnv1a(body) {
+            return Err(corrupt("checksum mismatch (truncated or altered file)"));
+        }
+        let mut cursor = MAGIC.len();
+        let mut take = |n: usize| -> Result<&[u8], CheckpointError> {
+            let end = cursor
+                .checked_add(n)
+                .filter(|&e| e <= body.len())
+                .ok_or_else(|| corrupt("length field beyond the end of the file"))?;
+            let slice = &body[cursor..end];
+            cursor = end;
+            Ok(slice)
+        };
+        let version = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes"));
+        if version != VERSION {
+            return Err(corrupt(&format!("unsupported version {version} (this build reads {VERSION})")));
+        }
+        let header_len = u64::from_le_bytes(take(8)?.try_into().expect("8 bytes")) as usize;
+        let header = String::from_utf8(take(header_len)?.to_vec()).map_err(|_| corrupt("header is not UTF-8"))?;
+        let count = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes"));
+        let mut blobs = Vec::new();
+        for _ in 0..count {
+            let name_len = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
+            let name = String::from_utf8(take(name_len)?.to_vec()).map_err(|_| corrupt("blob name is not UTF-8"))?;
+            let len = u64::from_le_bytes(take(8)?.try_into().expect("8 bytes")) as usize;
+            blobs.push((name, take(len)?.to_vec()));
+        }
+        if cursor != body.len() {
+            return Err(corrupt("trailing bytes after the last blob"));
+        }
+        Ok(Self { header, blobs })
+    }
+
+    /// Writes atomically: temp file in the same folder, fsync, rename.
+    pub fn write_atomic(&self, path: &Path) -> Result<(), CheckpointError> {
+        write_atomic(path, &self.to_bytes())
+    }
+
+    /// Reads and checks a checkpoint file.
+    pub fn read(path: &Path) -> Result<Self, CheckpointError> {
+        let bytes = fs::read(path).map_err(|source| CheckpointError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_bytes(&bytes, path)
+    }
+}
+
+/// Writes `bytes` to `path` atomically (temp file in the same folder, fsync, rename), so that
+/// readers see either the old content or the new, never a partial file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let io = |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io)?;
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        // Persist the rename itself (best effort: not every platform opens folders).
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> CheckpointFile {
+        CheckpointFile {
+            header: r#"{"epoch":3}"#.into(),
+            blobs: vec![("student0".into(), vec![1, 2, 3]), ("optim".into(), vec![])],
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.ckpt");
+        sample().write_atomic(&path).unwrap();
+        assert_eq!(CheckpointFile::read(&path).unwrap(), sample());
+        // No temp file is left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn every_truncation_and_bit_flip_is_detected() {
+        let bytes = sample().to_bytes();
+        let p = Path::new("x");
+        for len in 0..bytes.len() {
+            assert!(matches!(
+                CheckpointFile::from_bytes(&bytes[..len], p),
+                Err(CheckpointError::Corrupt { .. })
+            ));
+        }
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x10;
+            assert!(CheckpointFile::from_bytes(&b, p).is_err(), "flip at {i} not detected");
+        }
+    }
+
+    #[test]
+    fn rewriting_replaces_the_old_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.ckpt");
+        sample().write_atomic(&path).unwrap();
+        let mut newer = sample();
+        newer.header = r#"{"epoch":4}"#.into();
+        newer.write_atomic(&path).unwrap();
+        assert_eq!(CheckpointFile::read(&path).unwrap().header, newer.header);
+    }
+}

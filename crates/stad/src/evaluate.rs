@@ -1,0 +1,134 @@
+//! Evaluation of a model on a labelled test set with stad-metrics.
+//!
+//! Image AUROC from image scores (max of each map); pixel AUROC and AU-PRO (to FPR 0.3) over
+//! the maps of the images that have masks; the image-level F1-optimal threshold (the thesis'
+//! choice when labelled data exists) and, at that threshold, Dice and IoU of `map ≥ t`.
+
+use std::time::Instant;
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+use stad_data::{BatchLoader, Label, LoaderConfig, Sample};
+use stad_metrics::{DefectAuroc, F1Threshold};
+
+use crate::error::{Result, StadError};
+use crate::model::StudentTeacher;
+
+/// AU-PRO integration limit (MVTec AD's evaluation).
+pub const AU_PRO_LIMIT: f64 = 0.3;
+
+/// Metrics of one model on one test set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Test images.
+    pub n_test: usize,
+    /// Image AUROC.
+    pub image_auroc: f64,
+    /// Pixel AUROC over the images with masks.
+    pub pixel_auroc: f64,
+    /// AU-PRO to FPR 0.3, divided by 0.3.
+    pub au_pro: f64,
+    /// Image-level F1-optimal threshold, with its precision, recall and F1.
+    pub image_f1: F1Threshold,
+    /// Dice of `map ≥ image threshold`: global over all pixels.
+    pub dice: f64,
+    /// Dice, mean over the anomalous images.
+    pub dice_mean_anomalous: f64,
+    /// IoU of `map ≥ image threshold`, global.
+    pub iou: f64,
+    /// Image AUROC of each defect type against the good images.
+    pub per_defect: Vec<DefectAuroc>,
+    /// Inference throughput over the test set (decode + forward + maps), images/s.
+    pub images_per_second: f64,
+}
+
+/// Maps and scores of a test set, kept on the host.
+#[derive(Debug, Clone, Default)]
+pub struct TestOutputs {
+    /// Image scores, in sample order.
+    pub scores: Vec<f32>,
+    /// `true` for anomalous images.
+    pub labels: Vec<bool>,
+    /// Defect types (`good` for nominal).
+    pub defects: Vec<String>,
+    /// Maps of the images with masks, `[n, h, w]` flattened.
+    pub maps: Vec<f32>,
+    /// Their masks (0/1), same layout.
+    pub masks: Vec<u8>,
+    /// `(n, h, w)` of `maps`.
+    pub shape: (usize, usize, usize),
+    /// Seconds spent.
+    pub seconds: f64,
+}
+
+/// Runs `model` over `samples` and keeps scores, maps and masks on the host.
+pub fn run_test_set<B: Backend>(
+    model: &StudentTeacher<B>,
+    samples: Vec<Sample>,
+    batch_size: usize,
+    device: &B::Device,
+) -> Result<TestOutputs> {
+    let loader = BatchLoader::new(samples, model.config.preprocess(), LoaderConfig::with_batch_size(batch_size))?;
+    let started = Instant::now();
+    let mut out = TestOutputs::default();
+    let (mut h, mut w) = (0, 0);
+    for batch in loader.batches::<B>(0, device) {
+        let batch = batch?;
+        let [n, _, bh, bw] = batch.images.dims();
+        (h, w) = (bh, bw);
+        let (scores, maps) = model.score(batch.images)?;
+        out.scores.extend(scores.into_data().convert::<f32>().to_vec::<f32>().expect("f32"));
+        let maps: Vec<f32> = maps.into_data().convert::<f32>().to_vec().expect("f32");
+        let masks: Vec<f32> = batch.masks.into_data().convert::<f32>().to_vec().expect("f32");
+        for i in 0..n {
+            out.labels.push(batch.labels[i] == Label::Anomalous);
+            out.defects.push(batch.defects[i].clone());
+            if batch.has_mask[i] {
+                out.maps.extend_from_slice(&maps[i * h * w..(i + 1) * h * w]);
+                out.masks.extend(masks[i * h * w..(i + 1) * h * w].iter().map(|&m| u8::from(m > 0.5)));
+                out.shape.0 += 1;
+            }
+        }
+    }
+    out.shape.1 = h;
+    out.shape.2 = w;
+    out.seconds = started.elapsed().as_secs_f64();
+    Ok(out)
+}
+
+impl TestOutputs {
+    /// The metrics of these outputs.
+    pub fn evaluate(&self) -> Result<Evaluation> {
+        if self.scores.is_empty() {
+            return Err(StadError::InvalidConfig("the test set is empty".into()));
+        }
+        let image_auroc = stad_metrics::image_auroc(&self.scores, &self.labels)?;
+        let pixel_auroc = stad_metrics::pixel_auroc(&self.maps, &self.masks)?;
+        let au_pro = stad_metrics::au_pro(&self.maps, &self.masks, self.shape, AU_PRO_LIMIT)?;
+        let image_f1 = stad_metrics::f1_optimal_threshold(&self.scores, &self.labels)?;
+        let seg = stad_metrics::segmentation_scores(&self.maps, &self.masks, self.shape, image_f1.threshold)?;
+        let per_defect = stad_metrics::per_defect_image_auroc(&self.scores, &self.defects, "good")?;
+        Ok(Evaluation {
+            n_test: self.scores.len(),
+            image_auroc,
+            pixel_auroc,
+            au_pro,
+            image_f1,
+            dice: seg.dice.global,
+            dice_mean_anomalous: seg.dice.mean_over_anomalous,
+            iou: seg.iou.global,
+            per_defect,
+            images_per_second: self.scores.len() as f64 / self.seconds.max(1e-9),
+        })
+    }
+}
+
+/// Runs and evaluates `model` on a labelled test set.
+pub fn evaluate<B: Backend>(
+    model: &StudentTeacher<B>,
+    test: Vec<Sample>,
+    batch_size: usize,
+    device: &B::Device,
+) -> Result<Evaluation> {
+    run_test_set(model, test, batch_size, device)?.evaluate()
+}

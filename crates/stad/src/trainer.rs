@@ -1,0 +1,452 @@
+//! Training: the only code of stad that touches an optimizer.
+//!
+//! Per batch the teacher runs once (on the inner, non-autodiff backend), then every student
+//! computes its features, its STFPM loss `Σ_k mean_{b,i,j} ‖t̂ − ŝ‖²` and takes one step of its
+//! own SGD optimizer (PyTorch semantics: momentum 0.9 with dampening 0, weight decay added to
+//! the gradient). After each epoch the mean image score on the held-out nominal split decides
+//! the best epoch (as the official STFPM code does; the test set is never used). With a run
+//! folder, `last.ckpt` (students, optimizer states, epoch, history) and `best.ckpt` (the best
+//! students) are written atomically after each epoch, and a run resumes from them.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::config::Config;
+use burn::module::{AutodiffModule, Module};
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
+use burn::tensor::backend::AutodiffBackend;
+use serde::{Deserialize, Serialize};
+use stad_backbones::Backbone;
+use stad_data::{BatchLoader, LoaderConfig, Sample, holdout_split};
+
+use crate::checkpoint::CheckpointFile;
+use crate::error::{Result, StadError};
+use crate::model::{ModelConfig, StudentTeacher};
+
+/// Hyper-parameters of training (defaults: the official STFPM code's).
+#[derive(Config, Debug)]
+pub struct TrainConfig {
+    /// SGD learning rate. Default: 0.4.
+    #[config(default = 0.4)]
+    pub learning_rate: f64,
+    /// SGD momentum (dampening 0, as PyTorch). Default: 0.9.
+    #[config(default = 0.9)]
+    pub momentum: f64,
+    /// L2 weight decay added to the gradient. Default: 1e-4.
+    #[config(default = 1e-4)]
+    pub weight_decay: f64,
+    /// Images per batch. Default: 32.
+    #[config(default = 32)]
+    pub batch_size: usize,
+    /// Epochs. Default: 100.
+    #[config(default = 100)]
+    pub epochs: usize,
+    /// Seed of the students' initialisation, the shuffles and the hold-out split. Default: 42.
+    #[config(default = 42)]
+    pub seed: u64,
+    /// Fraction of the nominal training images held out for model selection. Default: 0.2.
+    #[config(default = 0.2)]
+    pub holdout_fraction: f64,
+    /// Keep decoded, resized images in memory across epochs. Default: true.
+    #[config(default = true)]
+    pub cache_images: bool,
+}
+
+impl TrainConfig {
+    /// Checks the hyper-parameters.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: String| Err(StadError::InvalidConfig(what));
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return bad(format!("learning rate must be positive, got {}", self.learning_rate));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return bad(format!("momentum must be in [0, 1), got {}", self.momentum));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad(format!("weight decay must be ≥ 0, got {}", self.weight_decay));
+        }
+        if self.batch_size == 0 || self.epochs == 0 {
+            return bad("batch size and epochs must be positive".into());
+        }
+        if !(0.0..1.0).contains(&self.holdout_fraction) {
+            return bad(format!("hold-out fraction must be in [0, 1), got {}", self.holdout_fraction));
+        }
+        Ok(())
+    }
+
+    /// The same configuration with another number of epochs (resuming may extend a run).
+    fn same_run_as(&self, other: &Self) -> bool {
+        let mut a = self.clone();
+        a.epochs = other.epochs;
+        a.cache_images = other.cache_images;
+        serde_json::to_string(&a).ok() == serde_json::to_string(other).ok()
+    }
+}
+
+/// What one epoch did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochSummary {
+    /// Epoch index, from 0.
+    pub epoch: usize,
+    /// Mean training loss over the batches (averaged over students).
+    pub train_loss: f64,
+    /// Mean image score on the held-out nominal images (`None` without a hold-out).
+    pub validation_score: Option<f64>,
+    /// Wall time of the epoch, seconds.
+    pub seconds: f64,
+    /// Training images per second.
+    pub images_per_second: f64,
+}
+
+/// Progress callbacks (progress bars, logging). All methods default to doing nothing.
+pub trait TrainObserver {
+    /// After each batch: epoch, batch index, batches per epoch, mean loss of the students.
+    fn on_batch(&mut self, _epoch: usize, _batch: usize, _batches: usize, _loss: f32) {}
+    /// After each epoch.
+    fn on_epoch(&mut self, _summary: &EpochSummary) {}
+}
+
+/// An observer that does nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Silent;
+impl TrainObserver for Silent {}
+
+/// The result of [`train`].
+#[derive(Debug, Clone)]
+pub struct TrainOutcome<B: burn::prelude::Backend> {
+    /// The model with the best students (lowest validation score), on the inner backend.
+    pub model: StudentTeacher<B>,
+    /// The epoch whose students were kept.
+    pub best_epoch: usize,
+    /// Every epoch's summary, from the first (including epochs before a resume).
+    pub history: Vec<EpochSummary>,
+    /// The held-out nominal samples (for threshold calibration).
+    pub holdout: Vec<Sample>,
+}
+
+/// Header of `last.ckpt` / `best.ckpt`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TrainHeader {
+    kind: String,
+    model: ModelConfig,
+    train: TrainConfig,
+    epochs_done: usize,
+    best_epoch: usize,
+    best_score: Option<f64>,
+    history: Vec<EpochSummary>,
+}
+
+/// Where a run keeps its checkpoints.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    /// The folder.
+    pub path: PathBuf,
+    /// Continue from `last.ckpt` when it exists.
+    pub resume: bool,
+}
+
+impl RunDir {
+    /// `path/last.ckpt`.
+    pub fn last(&self) -> PathBuf {
+        self.path.join("last.ckpt")
+    }
+    /// `path/best.ckpt`.
+    pub fn best(&self) -> PathBuf {
+        self.path.join("best.ckpt")
+    }
+}
+
+type Rec = BinBytesRecorder<FullPrecisionSettings>;
+
+fn encode<B: burn::prelude::Backend, R: burn::record::Record<B>>(record: R) -> Result<Vec<u8>> {
+    Recorder::<B>::record(&Rec::default(), record, ())
+        .map_err(|e| StadError::InvalidConfig(format!("cannot serialise a record: {e}")))
+}
+
+fn decode<B: burn::prelude::Backend, R: burn::record::Record<B>>(
+    bytes: &[u8],
+    device: &B::Device,
+    path: &Path,
+) -> Result<R> {
+    Recorder::<B>::load(&Rec::default(), bytes.to_vec(), device).map_err(|e| StadError::CheckpointMismatch {
+        path: path.to_path_buf(),
+        reason: format!("cannot decode its weights: {e}"),
+    })
+}
+
+fn header_of(file: &CheckpointFile, path: &Path) -> Result<TrainHeader> {
+    serde_json::from_str(&file.header).map_err(|e| StadError::CheckpointMismatch {
+        path: path.to_path_buf(),
+        reason: format!("not a stad training checkpoint ({e})"),
+    })
+}
+
+fn check_same_model(header: &TrainHeader, model: &ModelConfig, train: &TrainConfig, path: &Path) -> Result<()> {
+    let a = serde_json::to_string(&header.model).unwrap_or_default();
+    let b = serde_json::to_string(model).unwrap_or_default();
+    if a != b {
+        return Err(StadError::CheckpointMismatch {
+            path: path.to_path_buf(),
+            reason: format!("it was trained with another model configuration: {a} (this run: {b})"),
+        });
+    }
+    if !header.train.same_run_as(train) {
+        return Err(StadError::CheckpointMismatch {
+            path: path.to_path_buf(),
+            reason: "it was trained with other hyper-parameters (only `epochs` may change on resume)".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Loads students stored as blobs `student0..` of a checkpoint into freshly built ones.
+fn load_students<B: burn::prelude::Backend>(
+    file: &CheckpointFile,
+    students: Vec<Backbone<B>>,
+    device: &B::Device,
+    path: &Path,
+) -> Result<Vec<Backbone<B>>> {
+    students
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let bytes = file.blob(&format!("student{i}")).ok_or_else(|| StadError::CheckpointMismatch {
+                path: path.to_path_buf(),
+                reason: format!("it has no student{i}"),
+            })?;
+            Ok(s.load_record(decode::<B, _>(bytes, device, path)?))
+        })
+        .collect()
+}
+
+/// Trains `model` on the nominal `train` samples.
+///
+/// The nominal images are split into a fitting part and a held-out part
+/// (`holdout_fraction`, seeded). Students are seeded with `seed + i`; the shuffle of epoch
+/// `e` is seeded from `(seed, e)`. On the CPU backends a run is bit-for-bit reproducible,
+/// and a resumed run equals an uninterrupted one.
+pub fn train<A: AutodiffBackend>(
+    model: &ModelConfig,
+    config: &TrainConfig,
+    train: Vec<Sample>,
+    run_dir: Option<&RunDir>,
+    device: &A::Device,
+    observer: &mut dyn TrainObserver,
+) -> Result<TrainOutcome<A::InnerBackend>> {
+    model.validate()?;
+    config.validate()?;
+    if train.is_empty() {
+        return Err(stad_data::DataError::EmptyTrainSet {
+            dir: PathBuf::from("<training samples>"),
+        }
+        .into());
+    }
+    let (fit, holdout) = if config.holdout_fraction > 0.0 {
+        holdout_split(train, config.holdout_fraction, config.seed)?
+    } else {
+        (train, Vec::new())
+    };
+    let preprocess = model.preprocess();
+    let fit_loader = BatchLoader::new(
+        fit,
+        preprocess,
+        LoaderConfig {
+            batch_size: config.batch_size,
+            shuffle: true,
+            seed: config.seed,
+            cache: config.cache_images,
+            ..LoaderConfig::default()
+        },
+    )?;
+    let holdout_loader = (!holdout.is_empty())
+        .then(|| {
+            BatchLoader::new(
+                holdout.clone(),
+                preprocess,
+                LoaderConfig {
+                    batch_size: config.batch_size,
+                    cache: config.cache_images,
+                    ..LoaderConfig::default()
+                },
+            )
+        })
+        .transpose()?;
+
+    let teacher = model.build_teacher::<A::InnerBackend>(device)?;
+    let mut students = model.init_students::<A>(config.seed, device)?;
+    let sgd = SgdConfig::new()
+        .with_momentum(Some(MomentumConfig {
+            momentum: config.momentum,
+            dampening: 0.0,
+            nesterov: false,
+        }))
+        .with_weight_decay((config.weight_decay > 0.0).then(|| WeightDecayConfig::new(config.weight_decay as f32)));
+    let mut optimizers: Vec<_> = students.iter().map(|_| sgd.init::<A, Backbone<A>>()).collect();
+
+    let mut start_epoch = 0;
+    let mut history = Vec::new();
+    let mut best: Option<(usize, f64, Vec<Backbone<A::InnerBackend>>)> = None;
+
+    if let Some(dir) = run_dir.filter(|d| d.resume && d.last().exists()) {
+        let path = dir.last();
+        let file = CheckpointFile::read(&path)?;
+        let header = header_of(&file, &path)?;
+        check_same_model(&header, model, config, &path)?;
+        students = load_students(&file, students, device, &path)?;
+        optimizers = optimizers
+            .into_iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let bytes = file.blob(&format!("optimizer{i}")).ok_or_else(|| StadError::CheckpointMismatch {
+                    path: path.clone(),
+                    reason: format!("it has no optimizer{i}"),
+                })?;
+                Ok(o.load_record(decode::<A, _>(bytes, device, &path)?))
+            })
+            .collect::<Result<_>>()?;
+        start_epoch = header.epochs_done;
+        history = header.history.clone();
+        if let Some(score) = header.best_score {
+            let best_path = dir.best();
+            let best_file = CheckpointFile::read(&best_path)?;
+            let fresh = model.init_students::<A::InnerBackend>(config.seed, device)?;
+            best = Some((header.best_epoch, score, load_students(&best_file, fresh, device, &best_path)?));
+        }
+    }
+
+    let batches = fit_loader.num_batches();
+    for epoch in start_epoch..config.epochs {
+        let started = Instant::now();
+        let mut loss_sum = 0.0f64;
+        let mut seen = 0usize;
+        for (b, batch) in fit_loader.batches::<A>(epoch as u64, device).enumerate() {
+            let batch = batch?;
+            seen += batch.len();
+            let targets = teacher.features_for::<A>(batch.images.clone());
+            let mut batch_loss = 0.0f32;
+            let mut stepped = Vec::with_capacity(students.len());
+            for (student, optim) in students.drain(..).zip(optimizers.iter_mut()) {
+                let preds = student.forward_features(batch.images.clone());
+                let loss = stad_distill::stfpm_loss(&targets, &preds);
+                let value: f32 = loss.clone().into_scalar().elem();
+                if !value.is_finite() {
+                    return Err(StadError::Diverged { epoch, loss: value });
+                }
+                batch_loss += value;
+                let grads = GradientsParams::from_grads(loss.backward(), &student);
+                stepped.push(optim.step(config.learning_rate, student, grads));
+            }
+            students = stepped;
+            let mean = batch_loss / students.len() as f32;
+            loss_sum += f64::from(mean);
+            observer.on_batch(epoch, b, batches, mean);
+        }
+        let train_loss = loss_sum / batches.max(1) as f64;
+        let inner: Vec<Backbone<A::InnerBackend>> = students.iter().map(|s| s.valid()).collect();
+        let validation_score = match &holdout_loader {
+            Some(loader) => {
+                let candidate = StudentTeacher {
+                    config: model.clone(),
+                    teacher: teacher.clone(),
+                    students: inner.clone(),
+                };
+                Some(mean_image_score(&candidate, loader, device)?)
+            }
+            None => None,
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        let summary = EpochSummary {
+            epoch,
+            train_loss,
+            validation_score,
+            seconds,
+            images_per_second: seen as f64 / seconds.max(1e-9),
+        };
+        observer.on_epoch(&summary);
+        history.push(summary);
+
+        // Lower validation score is better; without a hold-out the last epoch is kept.
+        let improved = match (&best, validation_score) {
+            (None, _) | (_, None) => true,
+            (Some((_, s, _)), Some(v)) => v < *s,
+        };
+        if improved {
+            best = Some((epoch, validation_score.unwrap_or(f64::NAN), inner));
+        }
+        if let Some(dir) = run_dir {
+            let (best_epoch, best_score, best_students) = best.as_ref().expect("set above");
+            let header = TrainHeader {
+                kind: "stad-train".into(),
+                model: model.clone(),
+                train: config.clone(),
+                epochs_done: epoch + 1,
+                best_epoch: *best_epoch,
+                best_score: best_score.is_finite().then_some(*best_score),
+                history: history.clone(),
+            };
+            let header = serde_json::to_string(&header).expect("headers serialise");
+            if improved {
+                let mut blobs = Vec::new();
+                for (i, s) in best_students.iter().enumerate() {
+                    blobs.push((format!("student{i}"), encode::<A::InnerBackend, _>(s.clone().into_record())?));
+                }
+                CheckpointFile {
+                    header: header.clone(),
+                    blobs,
+                }
+                .write_atomic(&dir.best())?;
+            }
+            let mut blobs = Vec::new();
+            for (i, (s, o)) in students.iter().zip(&optimizers).enumerate() {
+                blobs.push((format!("student{i}"), encode::<A, _>(s.clone().into_record())?));
+                blobs.push((format!("optimizer{i}"), encode::<A, _>(o.to_record())?));
+            }
+            CheckpointFile { header, blobs }.write_atomic(&dir.last())?;
+        }
+    }
+
+    let (best_epoch, _, best_students) = best.unwrap_or_else(|| {
+        let last = config.epochs.saturating_sub(1);
+        (last, f64::NAN, students.iter().map(|s| s.valid()).collect())
+    });
+    Ok(TrainOutcome {
+        model: StudentTeacher {
+            config: model.clone(),
+            teacher,
+            students: best_students,
+        },
+        best_epoch,
+        history,
+        holdout,
+    })
+}
+
+/// Mean image score of `model` over the samples of `loader`.
+pub fn mean_image_score<B: burn::prelude::Backend>(
+    model: &StudentTeacher<B>,
+    loader: &BatchLoader,
+    device: &B::Device,
+) -> Result<f64> {
+    let scores = image_scores(model, loader, device)?;
+    Ok(scores.iter().map(|&s| f64::from(s)).sum::<f64>() / scores.len().max(1) as f64)
+}
+
+/// Image scores of `model` for every sample of `loader`, in loader order.
+pub fn image_scores<B: burn::prelude::Backend>(
+    model: &StudentTeacher<B>,
+    loader: &BatchLoader,
+    device: &B::Device,
+) -> Result<Vec<f32>> {
+    let mut out = Vec::with_capacity(loader.len());
+    for batch in loader.batches::<B>(0, device) {
+        let batch = batch?;
+        let (scores, _) = model.score(batch.images)?;
+        out.extend(scores.into_data().convert::<f32>().to_vec::<f32>().expect("f32 data"));
+    }
+    Ok(out)
+}
+
+use burn::tensor::ElementConversion;
