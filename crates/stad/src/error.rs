@@ -33,6 +33,15 @@ pub enum StadError {
         /// What differs.
         reason: String,
     },
+    /// Input images hold NaN or infinite values (a network can silently turn them into
+    /// ordinary numbers, e.g. ReLU6 clamps NaN, so they are refused at the door).
+    #[error("{count} of {total} input values are NaN or infinite")]
+    NonFiniteInput {
+        /// Non-finite values.
+        count: usize,
+        /// Values checked.
+        total: usize,
+    },
     /// The training loss became NaN or infinite (diverged: lower the learning rate).
     #[error("training diverged at epoch {epoch}: the loss is {loss}; lower the learning rate")]
     Diverged {

@@ -16,6 +16,7 @@
 //! Everything is generic over burn's `Backend`; [`backend`] names the ones stad is built with.
 
 pub mod checkpoint;
+pub mod detector;
 pub mod error;
 pub mod evaluate;
 pub mod method;
@@ -23,6 +24,7 @@ pub mod model;
 pub mod trainer;
 
 pub use error::{Result, StadError};
+pub use detector::{Detector, Prediction, ThresholdSource};
 pub use evaluate::{Evaluation, evaluate};
 pub use method::{MethodConfig, MethodKind};
 pub use model::{ModelConfig, StudentTeacher, TeacherWeights};

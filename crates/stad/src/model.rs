@@ -2,10 +2,10 @@
 //! their disagreement gives.
 
 use burn::config::Config;
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::{Module, ModuleMapper, Param};
 use burn::prelude::*;
 use stad_backbones::{Backbone, BackboneConfig, FrozenTeacher, Normalization, StateDict};
-use stad_data::PreprocessConfig;
+use stad_data::{PreprocessConfig, SplitMix64};
 
 use crate::error::{Result, StadError};
 use crate::method::{MethodConfig, MethodKind};
@@ -90,24 +90,19 @@ impl ModelConfig {
                 b.load_torchvision(&StateDict::from_file(path)?)?;
                 b
             }
-            TeacherWeights::Random(seed) => {
-                B::seed(device, *seed);
-                materialize(self.teacher.init(device)?)
-            }
+            TeacherWeights::Random(seed) => seeded_init(self.teacher.init(device)?, *seed, device),
         };
         Ok(FrozenTeacher::new(backbone, device)?)
     }
 
-    /// Builds the students with random initialisation; student `i` is seeded with
-    /// `seed + i`, so ensemble members differ and every run with the same seed is identical.
+    /// Builds the students with random initialisation ([`seeded_init`]); student `i` is
+    /// seeded with `seed + i`, so ensemble members differ and every run with the same seed is
+    /// identical.
     pub fn init_students<B: Backend>(&self, seed: u64, device: &B::Device) -> Result<Vec<Backbone<B>>> {
         self.validate()?;
         let config = self.student_backbone();
         (0..self.method.num_students())
-            .map(|i| {
-                B::seed(device, seed.wrapping_add(i as u64));
-                Ok(materialize(config.init(device)?))
-            })
+            .map(|i| Ok(seeded_init(config.init(device)?, seed.wrapping_add(i as u64), device)))
             .collect()
     }
 }
@@ -124,17 +119,47 @@ fn embedded_teacher<B: Backend>(_config: &BackboneConfig, _device: &B::Device) -
     ))
 }
 
-/// Forces burn's lazily initialised parameters to be drawn now (so that the draws happen
-/// right after seeding, in a fixed order).
-pub(crate) fn materialize<B: Backend, M: Module<B>>(module: M) -> M {
-    struct Touch;
-    impl<B: Backend> ModuleVisitor<B> for Touch {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            let _ = param.val();
+/// Re-draws every convolution weight from a private generator seeded with `seed`:
+/// `w ~ N(0, 2 / fan_out)`, `fan_out = out_channels · kh · kw`, i.e. torchvision's
+/// `kaiming_normal_(mode="fan_out", nonlinearity="relu")`; BatchNorm keeps its 1/0 start.
+///
+/// The generator is private (SplitMix64 + Box–Muller) rather than the backend's global one,
+/// so that the same seed gives the same students whatever else runs in the process (other
+/// threads drawing from burn's global generator made "seeded" runs differ).
+pub fn seeded_init<B: Backend, M: Module<B>>(module: M, seed: u64, device: &B::Device) -> M {
+    struct Redraw<'a, B: Backend> {
+        rng: SplitMix64,
+        device: &'a B::Device,
+    }
+    impl<B: Backend> ModuleMapper<B> for Redraw<'_, B> {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+            if D != 4 {
+                return param;
+            }
+            param.map(|t| {
+                let dims = t.dims();
+                let fan_out = dims[0] * dims[2] * dims[3];
+                let std = (2.0 / fan_out as f64).sqrt();
+                let n: usize = dims.iter().product();
+                let mut values = Vec::with_capacity(n);
+                let mut uniform = || ((self.rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+                while values.len() < n {
+                    let (u1, u2) = (uniform(), uniform());
+                    let r = (-2.0 * u1.ln()).sqrt() * std;
+                    let theta = std::f64::consts::TAU * u2;
+                    values.push((r * theta.cos()) as f32);
+                    values.push((r * theta.sin()) as f32);
+                }
+                values.truncate(n);
+                let fresh = Tensor::<B, D>::from_data(TensorData::new(values, dims), self.device);
+                fresh.set_require_grad(t.is_require_grad())
+            })
         }
     }
-    module.visit(&mut Touch);
-    module
+    module.map(&mut Redraw {
+        rng: SplitMix64::new(seed),
+        device,
+    })
 }
 
 /// A trained (or training) student–teacher model on a backend without autodiff.
@@ -153,9 +178,13 @@ impl<B: Backend> StudentTeacher<B> {
     /// `[N, 3, H, W]`.
     ///
     /// # Errors
+    /// [`StadError::NonFiniteInput`] when the images hold NaN or infinite values;
     /// [`StadError::Scoring`] when the map holds NaN or infinite values (e.g. a diverged
     /// student), or shapes do not fit.
     pub fn anomaly_maps(&self, images: Tensor<B, 4>) -> Result<Tensor<B, 4>> {
+        if let Err(stad_scoring::ScoringError::NonFinite { count, total }) = stad_scoring::check_finite(&images) {
+            return Err(StadError::NonFiniteInput { count, total });
+        }
         let [_, _, h, w] = images.dims();
         let teacher = self.teacher.features(images.clone());
         let map_config = self.config.method.map_config([h, w]);

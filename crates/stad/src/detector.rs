@@ -1,0 +1,228 @@
+//! Inference: everything needed to score new images, saved and loaded as one file.
+//!
+//! A [`Detector`] holds the model (teacher reference, students, preprocessing) and the
+//! decision threshold. The threshold comes from held-out **nominal** scores by default (a
+//! quantile, 0.99 unless told otherwise: deployments rarely have labelled defects), or is the
+//! image-level F1-optimal one when labelled validation data is given (the thesis' choice).
+//! Never from the test set.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::prelude::*;
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
+use serde::{Deserialize, Serialize};
+use stad_backbones::FrozenTeacher;
+use stad_data::{BatchLoader, LoaderConfig, Sample};
+use stad_metrics::NominalThreshold;
+
+use crate::checkpoint::CheckpointFile;
+use crate::error::{Result, StadError};
+use crate::evaluate::run_test_set;
+use crate::model::{ModelConfig, StudentTeacher, TeacherWeights};
+
+/// Default quantile of held-out nominal image scores used as the threshold.
+pub const DEFAULT_NOMINAL_QUANTILE: f64 = 0.99;
+
+/// How the threshold was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum ThresholdSource {
+    /// Quantile `q` of held-out nominal image scores.
+    NominalQuantile(f64),
+    /// The image-level F1-optimal threshold on labelled validation data.
+    F1Optimal,
+    /// Set by the user.
+    Manual,
+}
+
+/// The decision for one image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// Readable identifier of the image (its path).
+    pub name: String,
+    /// Image score (max of the map).
+    pub score: f32,
+    /// `score ≥ threshold`.
+    pub is_anomalous: bool,
+    /// Anomaly map at the model's input size, `[height · width]`, row-major.
+    pub map: Vec<f32>,
+    /// `(width, height)` of `map`.
+    pub map_size: (usize, usize),
+    /// `map ≥ threshold`, same layout.
+    pub mask: Vec<bool>,
+    /// The map bilinearly resized to the original image size (when asked for), with that size.
+    pub original_map: Option<(Vec<f32>, (usize, usize))>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DetectorHeader {
+    kind: String,
+    model: ModelConfig,
+    threshold: f64,
+    threshold_source: ThresholdSource,
+}
+
+const DETECTOR_KIND: &str = "stad-detector";
+
+type Rec = BinBytesRecorder<FullPrecisionSettings>;
+
+/// A trained model with its threshold.
+#[derive(Debug, Clone)]
+pub struct Detector<B: Backend> {
+    /// The model.
+    pub model: StudentTeacher<B>,
+    /// Images scoring at or above it are anomalous; map pixels at or above it are flagged.
+    pub threshold: f64,
+    /// Where the threshold came from.
+    pub threshold_source: ThresholdSource,
+}
+
+impl<B: Backend> Detector<B> {
+    /// Threshold = `quantile` of the image scores of held-out nominal samples.
+    pub fn calibrate_nominal(
+        model: StudentTeacher<B>,
+        nominal: Vec<Sample>,
+        quantile: f64,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let loader = BatchLoader::new(nominal, model.config.preprocess(), LoaderConfig::with_batch_size(8))?;
+        let scores = crate::trainer::image_scores(&model, &loader, device)?;
+        let threshold = stad_metrics::nominal_threshold(&scores, NominalThreshold::Quantile(quantile))?;
+        Ok(Self {
+            model,
+            threshold,
+            threshold_source: ThresholdSource::NominalQuantile(quantile),
+        })
+    }
+
+    /// Threshold = the image-level F1-optimal one on labelled validation samples (needs both
+    /// nominal and anomalous samples).
+    pub fn calibrate_f1(model: StudentTeacher<B>, labelled: Vec<Sample>, device: &B::Device) -> Result<Self> {
+        let outputs = run_test_set(&model, labelled, 8, device)?;
+        let f1 = stad_metrics::f1_optimal_threshold(&outputs.scores, &outputs.labels)?;
+        Ok(Self {
+            model,
+            threshold: f1.threshold,
+            threshold_source: ThresholdSource::F1Optimal,
+        })
+    }
+
+    /// Scores `samples`; with `original_size`, also returns each map resized to its image's
+    /// original size.
+    pub fn predict(&self, samples: Vec<Sample>, original_size: bool, device: &B::Device) -> Result<Vec<Prediction>> {
+        let loader = BatchLoader::new(samples, self.model.config.preprocess(), LoaderConfig::with_batch_size(8))?;
+        let mut out = Vec::with_capacity(loader.len());
+        for batch in loader.host_batches(0) {
+            let batch = batch?;
+            let sizes = batch.original_sizes.clone();
+            let names = batch.names.clone();
+            let batch = batch.to_device::<B>(device);
+            let [n, _, h, w] = batch.images.dims();
+            let (scores, maps) = self.model.score(batch.images)?;
+            let scores: Vec<f32> = scores.into_data().convert::<f32>().to_vec().expect("f32");
+            for i in 0..n {
+                let map_i = maps.clone().slice([i..i + 1, 0..1, 0..h, 0..w]);
+                let original_map = if original_size {
+                    let (ow, oh) = (sizes[i].0 as usize, sizes[i].1 as usize);
+                    let up = stad_scoring::upsample_bilinear(map_i.clone(), [oh, ow]);
+                    Some((up.into_data().convert::<f32>().to_vec().expect("f32"), (ow, oh)))
+                } else {
+                    None
+                };
+                let map: Vec<f32> = map_i.into_data().convert::<f32>().to_vec().expect("f32");
+                let mask = map.iter().map(|&v| f64::from(v) >= self.threshold).collect();
+                out.push(Prediction {
+                    name: names[i].clone(),
+                    score: scores[i],
+                    is_anomalous: f64::from(scores[i]) >= self.threshold,
+                    map,
+                    map_size: (w, h),
+                    mask,
+                    original_map,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Saves model and threshold in one file, atomically. The teacher's weights are stored
+    /// unless it is the embedded one.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let header = DetectorHeader {
+            kind: DETECTOR_KIND.into(),
+            model: self.model.config.clone(),
+            threshold: self.threshold,
+            threshold_source: self.threshold_source,
+        };
+        let encode = |r| {
+            Recorder::<B>::record(&Rec::default(), r, ())
+                .map_err(|e| StadError::InvalidConfig(format!("cannot serialise weights: {e}")))
+        };
+        let mut blobs = Vec::new();
+        if self.model.config.teacher_weights != TeacherWeights::Embedded {
+            let bytes = Recorder::<B>::record(&Rec::default(), self.model.teacher.clone().into_record(), ())
+                .map_err(|e| StadError::InvalidConfig(format!("cannot serialise weights: {e}")))?;
+            blobs.push(("teacher".to_string(), bytes));
+        }
+        for (i, s) in self.model.students.iter().enumerate() {
+            blobs.push((format!("student{i}"), encode(s.clone().into_record())?));
+        }
+        CheckpointFile {
+            header: serde_json::to_string(&header).expect("headers serialise"),
+            blobs,
+        }
+        .write_atomic(path)?;
+        Ok(())
+    }
+
+    /// Loads a detector saved by [`Self::save`].
+    ///
+    /// # Errors
+    /// [`StadError::Checkpoint`] for an unreadable or corrupt file;
+    /// [`StadError::CheckpointMismatch`] for a file that is not a detector (e.g. a training
+    /// checkpoint) or whose weights do not fit the architecture it names.
+    pub fn load(path: &Path, device: &B::Device) -> Result<Self> {
+        let file = CheckpointFile::read(path)?;
+        let mismatch = |reason: String| StadError::CheckpointMismatch {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let header: DetectorHeader =
+            serde_json::from_str(&file.header).map_err(|e| mismatch(format!("not a stad detector ({e})")))?;
+        if header.kind != DETECTOR_KIND {
+            return Err(mismatch(format!("it is a `{}` file, not a detector", header.kind)));
+        }
+        let config = header.model;
+        config.validate()?;
+        let decode_err = |what: &str, e: burn::record::RecorderError| mismatch(format!("cannot decode {what}: {e}"));
+        let teacher = match &config.teacher_weights {
+            TeacherWeights::Embedded => config.build_teacher::<B>(device)?,
+            _ => {
+                let bytes = file.blob("teacher").ok_or_else(|| mismatch("it has no teacher weights".into()))?;
+                let record = Recorder::<B>::load(&Rec::default(), bytes.to_vec(), device)
+                    .map_err(|e| decode_err("the teacher", e))?;
+                FrozenTeacher::new(config.teacher.init(device)?, device)?.load_record(record)
+            }
+        };
+        let fresh = config.student_backbone();
+        let students = (0..config.method.num_students())
+            .map(|i| {
+                let bytes = file
+                    .blob(&format!("student{i}"))
+                    .ok_or_else(|| mismatch(format!("it has no student{i}")))?;
+                let record = Recorder::<B>::load(&Rec::default(), bytes.to_vec(), device)
+                    .map_err(|e| decode_err("a student", e))?;
+                Ok(fresh.init::<B>(device)?.load_record(record))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            model: StudentTeacher {
+                config,
+                teacher,
+                students,
+            },
+            threshold: header.threshold,
+            threshold_source: header.threshold_source,
+        })
+    }
+}

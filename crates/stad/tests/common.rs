@@ -1,0 +1,25 @@
+//! Shared set-up of the stad integration tests.
+#![allow(dead_code)]
+
+use stad::data::{Dataset, SyntheticConfig, SyntheticKind};
+use stad::{MethodConfig, MethodKind, ModelConfig, TrainConfig};
+
+/// A small synthetic data set (64² source images).
+pub fn tiny_data(seed: u64) -> Dataset {
+    Dataset::synthetic(&SyntheticConfig::tiny(seed, SyntheticKind::Object))
+}
+
+/// A model on the embedded teacher at a small input size.
+pub fn model(kind: MethodKind, image_size: usize) -> ModelConfig {
+    ModelConfig::embedded(MethodConfig::new(kind)).with_image_size(image_size)
+}
+
+/// Fast hyper-parameters: few epochs, small batches, no cache.
+pub fn quick(epochs: usize) -> TrainConfig {
+    TrainConfig::new().with_epochs(epochs).with_batch_size(4).with_seed(42)
+}
+
+/// A model on the embedded teacher with a full method configuration.
+pub fn model_with(method: MethodConfig, image_size: usize) -> ModelConfig {
+    ModelConfig::embedded(method).with_image_size(image_size)
+}

@@ -1,0 +1,58 @@
+//! A detector saved and loaded gives the same predictions; thresholds come from nominal data
+//! or labelled validation data.
+
+mod common;
+
+use stad::backend::{Cpu, CpuAutodiff};
+use stad::{Detector, MethodKind, Silent, ThresholdSource, train};
+
+#[test]
+fn save_load_round_trip_and_prediction_shapes() {
+    let device = Default::default();
+    let data = common::tiny_data(8);
+    let outcome = train::<CpuAutodiff>(
+        &common::model(MethodKind::SimpleStudent, 64),
+        &common::quick(1),
+        data.train,
+        None,
+        &device,
+        &mut Silent,
+    )
+    .unwrap();
+    let detector = Detector::calibrate_nominal(outcome.model, outcome.holdout, 0.99, &device).unwrap();
+    assert_eq!(detector.threshold_source, ThresholdSource::NominalQuantile(0.99));
+    assert!(detector.threshold.is_finite());
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.stad");
+    detector.save(&path).unwrap();
+    let loaded = Detector::<Cpu>::load(&path, &device).unwrap();
+    assert_eq!(loaded.threshold, detector.threshold);
+
+    let a = detector.predict(data.test.clone(), true, &device).unwrap();
+    let b = loaded.predict(data.test.clone(), false, &device).unwrap();
+    assert_eq!(a.len(), data.test.len());
+    for (p, q) in a.iter().zip(&b) {
+        assert_eq!(p.score, q.score);
+        assert_eq!(p.map, q.map);
+        assert_eq!(p.map_size, (64, 64));
+        assert_eq!(p.mask.len(), 64 * 64);
+        assert_eq!(p.is_anomalous, f64::from(p.score) >= detector.threshold);
+        let (orig, size) = p.original_map.as_ref().unwrap();
+        assert_eq!(*size, (64, 64)); // tiny synthetic images are 64² originals
+        assert_eq!(orig.len(), 64 * 64);
+        assert!(q.original_map.is_none());
+    }
+}
+
+#[test]
+fn f1_threshold_needs_anomalies_and_uses_them() {
+    let device = Default::default();
+    let data = common::tiny_data(9);
+    let outcome = train::<CpuAutodiff>(&common::model(MethodKind::Stfpm, 64), &common::quick(1), data.train, None, &device, &mut Silent)
+        .unwrap();
+    let nominal_only = outcome.holdout.clone();
+    assert!(Detector::calibrate_f1(outcome.model.clone(), nominal_only, &device).is_err());
+    let detector = Detector::calibrate_f1(outcome.model, data.test, &device).unwrap();
+    assert_eq!(detector.threshold_source, ThresholdSource::F1Optimal);
+}
