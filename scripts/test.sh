@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --release --workspace --all-targets
 cargo test --release --workspace --doc
-cargo build --release --workspace --features cuda
+# --all-targets keeps the feature unification of the test build (dev-dependencies included),
+# so only stad's own crates recompile for the check.
+cargo build --release --workspace --all-targets --features cuda

@@ -38,14 +38,25 @@ pub fn run_example(kind: MethodKind) -> Result<(), Box<dyn std::error::Error>> {
             ..SyntheticConfig::default()
         }),
     };
-    println!("data: {} ({} train, {} test); teacher: embedded ImageNet MobileNetV2", data.name, data.train.len(), data.test.len());
+    println!(
+        "data: {} ({} train, {} test); teacher: embedded ImageNet MobileNetV2",
+        data.name,
+        data.train.len(),
+        data.test.len()
+    );
     let model = ModelConfig::embedded(MethodConfig::new(kind)).with_image_size(size);
     let config = TrainConfig::new().with_epochs(epochs).with_batch_size(16);
     let device = Default::default();
     let started = Instant::now();
     let _ = Silent;
-    let outcome = stad::train::<CpuAutodiff>(&model, &config, data.train, None, &device, &mut Print)?;
-    println!("trained {} epochs in {:.1} s; best epoch {}", epochs, started.elapsed().as_secs_f64(), outcome.best_epoch);
+    let outcome =
+        stad::train::<CpuAutodiff>(&model, &config, data.train, None, &device, &mut Print)?;
+    println!(
+        "trained {} epochs in {:.1} s; best epoch {}",
+        epochs,
+        started.elapsed().as_secs_f64(),
+        outcome.best_epoch
+    );
     let eval = stad::evaluate::<Cpu>(&outcome.model, data.test, 16, &device)?;
     println!(
         "{}: image AUROC {:.3}, pixel AUROC {:.3}, AU-PRO {:.3}, image F1 {:.3}, Dice {:.3} ({:.1} img/s)",

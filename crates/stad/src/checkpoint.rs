@@ -118,15 +118,19 @@ impl CheckpointFile {
         };
         let version = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes"));
         if version != VERSION {
-            return Err(corrupt(&format!("unsupported version {version} (this build reads {VERSION})")));
+            return Err(corrupt(&format!(
+                "unsupported version {version} (this build reads {VERSION})"
+            )));
         }
         let header_len = u64::from_le_bytes(take(8)?.try_into().expect("8 bytes")) as usize;
-        let header = String::from_utf8(take(header_len)?.to_vec()).map_err(|_| corrupt("header is not UTF-8"))?;
+        let header = String::from_utf8(take(header_len)?.to_vec())
+            .map_err(|_| corrupt("header is not UTF-8"))?;
         let count = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes"));
         let mut blobs = Vec::new();
         for _ in 0..count {
             let name_len = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
-            let name = String::from_utf8(take(name_len)?.to_vec()).map_err(|_| corrupt("blob name is not UTF-8"))?;
+            let name = String::from_utf8(take(name_len)?.to_vec())
+                .map_err(|_| corrupt("blob name is not UTF-8"))?;
             let len = u64::from_le_bytes(take(8)?.try_into().expect("8 bytes")) as usize;
             blobs.push((name, take(len)?.to_vec()));
         }
@@ -158,9 +162,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
         path: path.to_path_buf(),
         source,
     };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io)?;
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut f = File::create(&tmp)?;
@@ -213,7 +223,10 @@ mod tests {
         for i in 0..bytes.len() {
             let mut b = bytes.clone();
             b[i] ^= 0x10;
-            assert!(CheckpointFile::from_bytes(&b, p).is_err(), "flip at {i} not detected");
+            assert!(
+                CheckpointFile::from_bytes(&b, p).is_err(),
+                "flip at {i} not detected"
+            );
         }
     }
 

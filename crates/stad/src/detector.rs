@@ -85,9 +85,14 @@ impl<B: Backend> Detector<B> {
         quantile: f64,
         device: &B::Device,
     ) -> Result<Self> {
-        let loader = BatchLoader::new(nominal, model.config.preprocess(), LoaderConfig::with_batch_size(8))?;
+        let loader = BatchLoader::new(
+            nominal,
+            model.config.preprocess(),
+            LoaderConfig::with_batch_size(8),
+        )?;
         let scores = crate::trainer::image_scores(&model, &loader, device)?;
-        let threshold = stad_metrics::nominal_threshold(&scores, NominalThreshold::Quantile(quantile))?;
+        let threshold =
+            stad_metrics::nominal_threshold(&scores, NominalThreshold::Quantile(quantile))?;
         Ok(Self {
             model,
             threshold,
@@ -97,7 +102,11 @@ impl<B: Backend> Detector<B> {
 
     /// Threshold = the image-level F1-optimal one on labelled validation samples (needs both
     /// nominal and anomalous samples).
-    pub fn calibrate_f1(model: StudentTeacher<B>, labelled: Vec<Sample>, device: &B::Device) -> Result<Self> {
+    pub fn calibrate_f1(
+        model: StudentTeacher<B>,
+        labelled: Vec<Sample>,
+        device: &B::Device,
+    ) -> Result<Self> {
         let outputs = run_test_set(&model, labelled, 8, device)?;
         let f1 = stad_metrics::f1_optimal_threshold(&outputs.scores, &outputs.labels)?;
         Ok(Self {
@@ -109,8 +118,17 @@ impl<B: Backend> Detector<B> {
 
     /// Scores `samples`; with `original_size`, also returns each map resized to its image's
     /// original size.
-    pub fn predict(&self, samples: Vec<Sample>, original_size: bool, device: &B::Device) -> Result<Vec<Prediction>> {
-        let loader = BatchLoader::new(samples, self.model.config.preprocess(), LoaderConfig::with_batch_size(8))?;
+    pub fn predict(
+        &self,
+        samples: Vec<Sample>,
+        original_size: bool,
+        device: &B::Device,
+    ) -> Result<Vec<Prediction>> {
+        let loader = BatchLoader::new(
+            samples,
+            self.model.config.preprocess(),
+            LoaderConfig::with_batch_size(8),
+        )?;
         let mut out = Vec::with_capacity(loader.len());
         for batch in loader.host_batches(0) {
             let batch = batch?;
@@ -125,12 +143,18 @@ impl<B: Backend> Detector<B> {
                 let original_map = if original_size {
                     let (ow, oh) = (sizes[i].0 as usize, sizes[i].1 as usize);
                     let up = stad_scoring::upsample_bilinear(map_i.clone(), [oh, ow]);
-                    Some((up.into_data().convert::<f32>().to_vec().expect("f32"), (ow, oh)))
+                    Some((
+                        up.into_data().convert::<f32>().to_vec().expect("f32"),
+                        (ow, oh),
+                    ))
                 } else {
                     None
                 };
                 let map: Vec<f32> = map_i.into_data().convert::<f32>().to_vec().expect("f32");
-                let mask = map.iter().map(|&v| f64::from(v) >= self.threshold).collect();
+                let mask = map
+                    .iter()
+                    .map(|&v| f64::from(v) >= self.threshold)
+                    .collect();
                 out.push(Prediction {
                     name: names[i].clone(),
                     score: scores[i],
@@ -160,8 +184,12 @@ impl<B: Backend> Detector<B> {
         };
         let mut blobs = Vec::new();
         if self.model.config.teacher_weights != TeacherWeights::Embedded {
-            let bytes = Recorder::<B>::record(&Rec::default(), self.model.teacher.clone().into_record(), ())
-                .map_err(|e| StadError::InvalidConfig(format!("cannot serialise weights: {e}")))?;
+            let bytes = Recorder::<B>::record(
+                &Rec::default(),
+                self.model.teacher.clone().into_record(),
+                (),
+            )
+            .map_err(|e| StadError::InvalidConfig(format!("cannot serialise weights: {e}")))?;
             blobs.push(("teacher".to_string(), bytes));
         }
         for (i, s) in self.model.students.iter().enumerate() {
@@ -187,18 +215,25 @@ impl<B: Backend> Detector<B> {
             path: path.to_path_buf(),
             reason,
         };
-        let header: DetectorHeader =
-            serde_json::from_str(&file.header).map_err(|e| mismatch(format!("not a stad detector ({e})")))?;
+        let header: DetectorHeader = serde_json::from_str(&file.header)
+            .map_err(|e| mismatch(format!("not a stad detector ({e})")))?;
         if header.kind != DETECTOR_KIND {
-            return Err(mismatch(format!("it is a `{}` file, not a detector", header.kind)));
+            return Err(mismatch(format!(
+                "it is a `{}` file, not a detector",
+                header.kind
+            )));
         }
         let config = header.model;
         config.validate()?;
-        let decode_err = |what: &str, e: burn::record::RecorderError| mismatch(format!("cannot decode {what}: {e}"));
+        let decode_err = |what: &str, e: burn::record::RecorderError| {
+            mismatch(format!("cannot decode {what}: {e}"))
+        };
         let teacher = match &config.teacher_weights {
             TeacherWeights::Embedded => config.build_teacher::<B>(device)?,
             _ => {
-                let bytes = file.blob("teacher").ok_or_else(|| mismatch("it has no teacher weights".into()))?;
+                let bytes = file
+                    .blob("teacher")
+                    .ok_or_else(|| mismatch("it has no teacher weights".into()))?;
                 let record = Recorder::<B>::load(&Rec::default(), bytes.to_vec(), device)
                     .map_err(|e| decode_err("the teacher", e))?;
                 FrozenTeacher::new(config.teacher.init(device)?, device)?.load_record(record)

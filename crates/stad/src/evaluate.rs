@@ -68,7 +68,11 @@ pub fn run_test_set<B: Backend>(
     batch_size: usize,
     device: &B::Device,
 ) -> Result<TestOutputs> {
-    let loader = BatchLoader::new(samples, model.config.preprocess(), LoaderConfig::with_batch_size(batch_size))?;
+    let loader = BatchLoader::new(
+        samples,
+        model.config.preprocess(),
+        LoaderConfig::with_batch_size(batch_size),
+    )?;
     let started = Instant::now();
     let mut out = TestOutputs::default();
     let (mut h, mut w) = (0, 0);
@@ -77,15 +81,31 @@ pub fn run_test_set<B: Backend>(
         let [n, _, bh, bw] = batch.images.dims();
         (h, w) = (bh, bw);
         let (scores, maps) = model.score(batch.images)?;
-        out.scores.extend(scores.into_data().convert::<f32>().to_vec::<f32>().expect("f32"));
+        out.scores.extend(
+            scores
+                .into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .expect("f32"),
+        );
         let maps: Vec<f32> = maps.into_data().convert::<f32>().to_vec().expect("f32");
-        let masks: Vec<f32> = batch.masks.into_data().convert::<f32>().to_vec().expect("f32");
+        let masks: Vec<f32> = batch
+            .masks
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .expect("f32");
         for i in 0..n {
             out.labels.push(batch.labels[i] == Label::Anomalous);
             out.defects.push(batch.defects[i].clone());
             if batch.has_mask[i] {
-                out.maps.extend_from_slice(&maps[i * h * w..(i + 1) * h * w]);
-                out.masks.extend(masks[i * h * w..(i + 1) * h * w].iter().map(|&m| u8::from(m > 0.5)));
+                out.maps
+                    .extend_from_slice(&maps[i * h * w..(i + 1) * h * w]);
+                out.masks.extend(
+                    masks[i * h * w..(i + 1) * h * w]
+                        .iter()
+                        .map(|&m| u8::from(m > 0.5)),
+                );
                 out.shape.0 += 1;
             }
         }
@@ -106,7 +126,12 @@ impl TestOutputs {
         let pixel_auroc = stad_metrics::pixel_auroc(&self.maps, &self.masks)?;
         let au_pro = stad_metrics::au_pro(&self.maps, &self.masks, self.shape, AU_PRO_LIMIT)?;
         let image_f1 = stad_metrics::f1_optimal_threshold(&self.scores, &self.labels)?;
-        let seg = stad_metrics::segmentation_scores(&self.maps, &self.masks, self.shape, image_f1.threshold)?;
+        let seg = stad_metrics::segmentation_scores(
+            &self.maps,
+            &self.masks,
+            self.shape,
+            image_f1.threshold,
+        )?;
         let per_defect = stad_metrics::per_defect_image_auroc(&self.scores, &self.defects, "good")?;
         Ok(Evaluation {
             n_test: self.scores.len(),

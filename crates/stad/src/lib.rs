@@ -23,8 +23,8 @@ pub mod method;
 pub mod model;
 pub mod trainer;
 
-pub use error::{Result, StadError};
 pub use detector::{Detector, Prediction, ThresholdSource};
+pub use error::{Result, StadError};
 pub use evaluate::{Evaluation, evaluate};
 pub use method::{MethodConfig, MethodKind};
 pub use model::{ModelConfig, StudentTeacher, TeacherWeights};

@@ -66,12 +66,16 @@ impl MethodConfig {
             )));
         }
         if self.simple_resnet_inner_widths.contains(&0) || self.simple_mobilenet_expansion == 0 {
-            return Err(StadError::InvalidConfig("Simple Student widths must be positive".into()));
+            return Err(StadError::InvalidConfig(
+                "Simple Student widths must be positive".into(),
+            ));
         }
         if let Some(s) = self.smoothing_sigma
             && !(s.is_finite() && s > 0.0)
         {
-            return Err(StadError::InvalidConfig(format!("smoothing sigma must be positive, got {s}")));
+            return Err(StadError::InvalidConfig(format!(
+                "smoothing sigma must be positive, got {s}"
+            )));
         }
         Ok(())
     }
@@ -87,9 +91,10 @@ impl MethodConfig {
     /// The students' architecture for a teacher of architecture `teacher`.
     pub fn student_backbone(&self, teacher: &BackboneConfig) -> BackboneConfig {
         match self.kind {
-            MethodKind::SimpleStudent => {
-                teacher.with_reduced_width(self.simple_resnet_inner_widths, self.simple_mobilenet_expansion)
-            }
+            MethodKind::SimpleStudent => teacher.with_reduced_width(
+                self.simple_resnet_inner_widths,
+                self.simple_mobilenet_expansion,
+            ),
             _ => teacher.clone(),
         }
     }

@@ -41,7 +41,11 @@ impl ModelConfig {
     /// The method on the embedded ImageNet MobileNetV2 teacher (TF padding, taps at strides
     /// 4/8/16), input 224.
     pub fn embedded(method: MethodConfig) -> Self {
-        Self::new(BackboneConfig::mobilenet_v2_tf(), TeacherWeights::Embedded, method)
+        Self::new(
+            BackboneConfig::mobilenet_v2_tf(),
+            TeacherWeights::Embedded,
+            method,
+        )
     }
 
     /// Checks the configuration.
@@ -72,7 +76,8 @@ impl ModelConfig {
     /// Preprocessing of images for this model (size and the teacher's normalisation).
     pub fn preprocess(&self) -> PreprocessConfig {
         let n = self.normalization();
-        PreprocessConfig::square(self.image_size).with_normalization(stad_data::Normalization::new(n.mean, n.std))
+        PreprocessConfig::square(self.image_size)
+            .with_normalization(stad_data::Normalization::new(n.mean, n.std))
     }
 
     /// The students' architecture.
@@ -98,22 +103,40 @@ impl ModelConfig {
     /// Builds the students with random initialisation ([`seeded_init`]); student `i` is
     /// seeded with `seed + i`, so ensemble members differ and every run with the same seed is
     /// identical.
-    pub fn init_students<B: Backend>(&self, seed: u64, device: &B::Device) -> Result<Vec<Backbone<B>>> {
+    pub fn init_students<B: Backend>(
+        &self,
+        seed: u64,
+        device: &B::Device,
+    ) -> Result<Vec<Backbone<B>>> {
         self.validate()?;
         let config = self.student_backbone();
         (0..self.method.num_students())
-            .map(|i| Ok(seeded_init(config.init(device)?, seed.wrapping_add(i as u64), device)))
+            .map(|i| {
+                Ok(seeded_init(
+                    config.init(device)?,
+                    seed.wrapping_add(i as u64),
+                    device,
+                ))
+            })
             .collect()
     }
 }
 
 #[cfg(feature = "embedded-teacher")]
-fn embedded_teacher<B: Backend>(config: &BackboneConfig, device: &B::Device) -> Result<Backbone<B>> {
-    Ok(stad_backbones::embedded::mobilenet_v2_imagenet(config, device)?)
+fn embedded_teacher<B: Backend>(
+    config: &BackboneConfig,
+    device: &B::Device,
+) -> Result<Backbone<B>> {
+    Ok(stad_backbones::embedded::mobilenet_v2_imagenet(
+        config, device,
+    )?)
 }
 
 #[cfg(not(feature = "embedded-teacher"))]
-fn embedded_teacher<B: Backend>(_config: &BackboneConfig, _device: &B::Device) -> Result<Backbone<B>> {
+fn embedded_teacher<B: Backend>(
+    _config: &BackboneConfig,
+    _device: &B::Device,
+) -> Result<Backbone<B>> {
     Err(StadError::InvalidConfig(
         "this build has no embedded teacher (feature `embedded-teacher` is off): pass a weights file".into(),
     ))
@@ -142,7 +165,8 @@ pub fn seeded_init<B: Backend, M: Module<B>>(module: M, seed: u64, device: &B::D
                 let std = (2.0 / fan_out as f64).sqrt();
                 let n: usize = dims.iter().product();
                 let mut values = Vec::with_capacity(n);
-                let mut uniform = || ((self.rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+                let mut uniform =
+                    || ((self.rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
                 while values.len() < n {
                     let (u1, u2) = (uniform(), uniform());
                     let r = (-2.0 * u1.ln()).sqrt() * std;
@@ -182,7 +206,9 @@ impl<B: Backend> StudentTeacher<B> {
     /// [`StadError::Scoring`] when the map holds NaN or infinite values (e.g. a diverged
     /// student), or shapes do not fit.
     pub fn anomaly_maps(&self, images: Tensor<B, 4>) -> Result<Tensor<B, 4>> {
-        if let Err(stad_scoring::ScoringError::NonFinite { count, total }) = stad_scoring::check_finite(&images) {
+        if let Err(stad_scoring::ScoringError::NonFinite { count, total }) =
+            stad_scoring::check_finite(&images)
+        {
             return Err(StadError::NonFiniteInput { count, total });
         }
         let [_, _, h, w] = images.dims();

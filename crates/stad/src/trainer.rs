@@ -60,19 +60,28 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |what: String| Err(StadError::InvalidConfig(what));
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return bad(format!("learning rate must be positive, got {}", self.learning_rate));
+            return bad(format!(
+                "learning rate must be positive, got {}",
+                self.learning_rate
+            ));
         }
         if !(0.0..1.0).contains(&self.momentum) {
             return bad(format!("momentum must be in [0, 1), got {}", self.momentum));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return bad(format!("weight decay must be ≥ 0, got {}", self.weight_decay));
+            return bad(format!(
+                "weight decay must be ≥ 0, got {}",
+                self.weight_decay
+            ));
         }
         if self.batch_size == 0 || self.epochs == 0 {
             return bad("batch size and epochs must be positive".into());
         }
         if !(0.0..1.0).contains(&self.holdout_fraction) {
-            return bad(format!("hold-out fraction must be in [0, 1), got {}", self.holdout_fraction));
+            return bad(format!(
+                "hold-out fraction must be in [0, 1), got {}",
+                self.holdout_fraction
+            ));
         }
         Ok(())
     }
@@ -127,6 +136,10 @@ pub struct TrainOutcome<B: burn::prelude::Backend> {
     pub holdout: Vec<Sample>,
 }
 
+/// The best epoch so far: its index, its validation score (NaN without a hold-out) and its
+/// students.
+type Best<B> = (usize, f64, Vec<Backbone<B>>);
+
 /// Header of `last.ckpt` / `best.ckpt`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct TrainHeader {
@@ -171,9 +184,11 @@ fn decode<B: burn::prelude::Backend, R: burn::record::Record<B>>(
     device: &B::Device,
     path: &Path,
 ) -> Result<R> {
-    Recorder::<B>::load(&Rec::default(), bytes.to_vec(), device).map_err(|e| StadError::CheckpointMismatch {
-        path: path.to_path_buf(),
-        reason: format!("cannot decode its weights: {e}"),
+    Recorder::<B>::load(&Rec::default(), bytes.to_vec(), device).map_err(|e| {
+        StadError::CheckpointMismatch {
+            path: path.to_path_buf(),
+            reason: format!("cannot decode its weights: {e}"),
+        }
     })
 }
 
@@ -184,7 +199,12 @@ fn header_of(file: &CheckpointFile, path: &Path) -> Result<TrainHeader> {
     })
 }
 
-fn check_same_model(header: &TrainHeader, model: &ModelConfig, train: &TrainConfig, path: &Path) -> Result<()> {
+fn check_same_model(
+    header: &TrainHeader,
+    model: &ModelConfig,
+    train: &TrainConfig,
+    path: &Path,
+) -> Result<()> {
     let a = serde_json::to_string(&header.model).unwrap_or_default();
     let b = serde_json::to_string(model).unwrap_or_default();
     if a != b {
@@ -196,7 +216,9 @@ fn check_same_model(header: &TrainHeader, model: &ModelConfig, train: &TrainConf
     if !header.train.same_run_as(train) {
         return Err(StadError::CheckpointMismatch {
             path: path.to_path_buf(),
-            reason: "it was trained with other hyper-parameters (only `epochs` may change on resume)".into(),
+            reason:
+                "it was trained with other hyper-parameters (only `epochs` may change on resume)"
+                    .into(),
         });
     }
     Ok(())
@@ -213,10 +235,12 @@ fn load_students<B: burn::prelude::Backend>(
         .into_iter()
         .enumerate()
         .map(|(i, s)| {
-            let bytes = file.blob(&format!("student{i}")).ok_or_else(|| StadError::CheckpointMismatch {
-                path: path.to_path_buf(),
-                reason: format!("it has no student{i}"),
-            })?;
+            let bytes =
+                file.blob(&format!("student{i}"))
+                    .ok_or_else(|| StadError::CheckpointMismatch {
+                        path: path.to_path_buf(),
+                        reason: format!("it has no student{i}"),
+                    })?;
             Ok(s.load_record(decode::<B, _>(bytes, device, path)?))
         })
         .collect()
@@ -283,12 +307,17 @@ pub fn train<A: AutodiffBackend>(
             dampening: 0.0,
             nesterov: false,
         }))
-        .with_weight_decay((config.weight_decay > 0.0).then(|| WeightDecayConfig::new(config.weight_decay as f32)));
-    let mut optimizers: Vec<_> = students.iter().map(|_| sgd.init::<A, Backbone<A>>()).collect();
+        .with_weight_decay(
+            (config.weight_decay > 0.0).then(|| WeightDecayConfig::new(config.weight_decay as f32)),
+        );
+    let mut optimizers: Vec<_> = students
+        .iter()
+        .map(|_| sgd.init::<A, Backbone<A>>())
+        .collect();
 
     let mut start_epoch = 0;
     let mut history = Vec::new();
-    let mut best: Option<(usize, f64, Vec<Backbone<A::InnerBackend>>)> = None;
+    let mut best: Option<Best<A::InnerBackend>> = None;
 
     if let Some(dir) = run_dir.filter(|d| d.resume && d.last().exists()) {
         let path = dir.last();
@@ -300,9 +329,11 @@ pub fn train<A: AutodiffBackend>(
             .into_iter()
             .enumerate()
             .map(|(i, o)| {
-                let bytes = file.blob(&format!("optimizer{i}")).ok_or_else(|| StadError::CheckpointMismatch {
-                    path: path.clone(),
-                    reason: format!("it has no optimizer{i}"),
+                let bytes = file.blob(&format!("optimizer{i}")).ok_or_else(|| {
+                    StadError::CheckpointMismatch {
+                        path: path.clone(),
+                        reason: format!("it has no optimizer{i}"),
+                    }
                 })?;
                 Ok(o.load_record(decode::<A, _>(bytes, device, &path)?))
             })
@@ -313,7 +344,11 @@ pub fn train<A: AutodiffBackend>(
             let best_path = dir.best();
             let best_file = CheckpointFile::read(&best_path)?;
             let fresh = model.init_students::<A::InnerBackend>(config.seed, device)?;
-            best = Some((header.best_epoch, score, load_students(&best_file, fresh, device, &best_path)?));
+            best = Some((
+                header.best_epoch,
+                score,
+                load_students(&best_file, fresh, device, &best_path)?,
+            ));
         }
     }
 
@@ -391,7 +426,10 @@ pub fn train<A: AutodiffBackend>(
             if improved {
                 let mut blobs = Vec::new();
                 for (i, s) in best_students.iter().enumerate() {
-                    blobs.push((format!("student{i}"), encode::<A::InnerBackend, _>(s.clone().into_record())?));
+                    blobs.push((
+                        format!("student{i}"),
+                        encode::<A::InnerBackend, _>(s.clone().into_record())?,
+                    ));
                 }
                 CheckpointFile {
                     header: header.clone(),
@@ -401,7 +439,10 @@ pub fn train<A: AutodiffBackend>(
             }
             let mut blobs = Vec::new();
             for (i, (s, o)) in students.iter().zip(&optimizers).enumerate() {
-                blobs.push((format!("student{i}"), encode::<A, _>(s.clone().into_record())?));
+                blobs.push((
+                    format!("student{i}"),
+                    encode::<A, _>(s.clone().into_record())?,
+                ));
                 blobs.push((format!("optimizer{i}"), encode::<A, _>(o.to_record())?));
             }
             CheckpointFile { header, blobs }.write_atomic(&dir.last())?;
@@ -444,7 +485,13 @@ pub fn image_scores<B: burn::prelude::Backend>(
     for batch in loader.batches::<B>(0, device) {
         let batch = batch?;
         let (scores, _) = model.score(batch.images)?;
-        out.extend(scores.into_data().convert::<f32>().to_vec::<f32>().expect("f32 data"));
+        out.extend(
+            scores
+                .into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .expect("f32 data"),
+        );
     }
     Ok(out)
 }

@@ -11,14 +11,34 @@ use stad::{Detector, MethodConfig, MethodKind, RunDir, Silent, StadError, TrainC
 fn checkpoint_of_another_method_is_refused() {
     let device = Default::default();
     let dir = tempfile::tempdir().unwrap();
-    let run_dir = RunDir { path: dir.path().into(), resume: true };
+    let run_dir = RunDir {
+        path: dir.path().into(),
+        resume: true,
+    };
     let data = common::tiny_data(4).train;
-    train::<CpuAutodiff>(&common::model(MethodKind::Stfpm, 64), &common::quick(1), data.clone(), Some(&run_dir), &device, &mut Silent)
-        .unwrap();
+    train::<CpuAutodiff>(
+        &common::model(MethodKind::Stfpm, 64),
+        &common::quick(1),
+        data.clone(),
+        Some(&run_dir),
+        &device,
+        &mut Silent,
+    )
+    .unwrap();
     for other in [MethodKind::SimpleStudent, MethodKind::Ensemble] {
-        let err = train::<CpuAutodiff>(&common::model(other, 64), &common::quick(2), data.clone(), Some(&run_dir), &device, &mut Silent)
-            .unwrap_err();
-        assert!(matches!(err, StadError::CheckpointMismatch { .. }), "{other:?}: {err}");
+        let err = train::<CpuAutodiff>(
+            &common::model(other, 64),
+            &common::quick(2),
+            data.clone(),
+            Some(&run_dir),
+            &device,
+            &mut Silent,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, StadError::CheckpointMismatch { .. }),
+            "{other:?}: {err}"
+        );
     }
     // Other hyper-parameters than `epochs` are refused too.
     let err = train::<CpuAutodiff>(
@@ -40,21 +60,57 @@ fn checkpoint_of_another_method_is_refused() {
 fn corrupt_checkpoint_is_a_typed_error() {
     let device = Default::default();
     let dir = tempfile::tempdir().unwrap();
-    let run_dir = RunDir { path: dir.path().into(), resume: true };
+    let run_dir = RunDir {
+        path: dir.path().into(),
+        resume: true,
+    };
     let model = common::model(MethodKind::Stfpm, 64);
     let data = common::tiny_data(5).train;
-    train::<CpuAutodiff>(&model, &common::quick(1), data.clone(), Some(&run_dir), &device, &mut Silent).unwrap();
+    train::<CpuAutodiff>(
+        &model,
+        &common::quick(1),
+        data.clone(),
+        Some(&run_dir),
+        &device,
+        &mut Silent,
+    )
+    .unwrap();
     let mut bytes = std::fs::read(run_dir.last()).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
     std::fs::write(run_dir.last(), &bytes).unwrap();
-    let err = train::<CpuAutodiff>(&model, &common::quick(2), data.clone(), Some(&run_dir), &device, &mut Silent).unwrap_err();
-    assert!(matches!(err, StadError::Checkpoint(CheckpointError::Corrupt { .. })), "{err}");
+    let err = train::<CpuAutodiff>(
+        &model,
+        &common::quick(2),
+        data.clone(),
+        Some(&run_dir),
+        &device,
+        &mut Silent,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, StadError::Checkpoint(CheckpointError::Corrupt { .. })),
+        "{err}"
+    );
     std::fs::write(run_dir.last(), &bytes[..100]).unwrap();
-    let err = train::<CpuAutodiff>(&model, &common::quick(2), data, Some(&run_dir), &device, &mut Silent).unwrap_err();
-    assert!(matches!(err, StadError::Checkpoint(CheckpointError::Corrupt { .. })), "{err}");
+    let err = train::<CpuAutodiff>(
+        &model,
+        &common::quick(2),
+        data,
+        Some(&run_dir),
+        &device,
+        &mut Silent,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, StadError::Checkpoint(CheckpointError::Corrupt { .. })),
+        "{err}"
+    );
     let err = Detector::<Cpu>::load(&dir.path().join("missing.stad"), &device).unwrap_err();
-    assert!(matches!(err, StadError::Checkpoint(CheckpointError::Io { .. })), "{err}");
+    assert!(
+        matches!(err, StadError::Checkpoint(CheckpointError::Io { .. })),
+        "{err}"
+    );
 }
 
 #[test]
@@ -70,7 +126,10 @@ fn nan_in_the_input_is_a_scoring_error_not_a_score() {
     pixels[100] = f32::NAN;
     let x = Tensor::<Cpu, 4>::from_data(TensorData::new(pixels, [1, 3, 64, 64]), &device);
     let err = st.anomaly_maps(x).unwrap_err();
-    assert!(matches!(err, StadError::NonFiniteInput { count: 1, .. }), "{err}");
+    assert!(
+        matches!(err, StadError::NonFiniteInput { count: 1, .. }),
+        "{err}"
+    );
 
     // All-zero features (a black image through a zero-initialised student) stay finite.
     let zeros = Tensor::<Cpu, 4>::zeros([1, 3, 64, 64], &device);
@@ -81,8 +140,22 @@ fn nan_in_the_input_is_a_scoring_error_not_a_score() {
 fn empty_training_set_and_bad_hyper_parameters_are_refused() {
     let device = Default::default();
     let model = common::model(MethodKind::Stfpm, 64);
-    let err = train::<CpuAutodiff>(&model, &common::quick(1), Vec::new(), None, &device, &mut Silent).unwrap_err();
-    assert!(matches!(err, StadError::Data(stad::data::DataError::EmptyTrainSet { .. })), "{err}");
+    let err = train::<CpuAutodiff>(
+        &model,
+        &common::quick(1),
+        Vec::new(),
+        None,
+        &device,
+        &mut Silent,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StadError::Data(stad::data::DataError::EmptyTrainSet { .. })
+        ),
+        "{err}"
+    );
     let data = common::tiny_data(6).train;
     for bad in [
         TrainConfig::new().with_learning_rate(-1.0),
@@ -90,9 +163,16 @@ fn empty_training_set_and_bad_hyper_parameters_are_refused() {
         TrainConfig::new().with_holdout_fraction(1.0),
         TrainConfig::new().with_momentum(1.5),
     ] {
-        let err = train::<CpuAutodiff>(&model, &bad, data.clone(), None, &device, &mut Silent).unwrap_err();
+        let err = train::<CpuAutodiff>(&model, &bad, data.clone(), None, &device, &mut Silent)
+            .unwrap_err();
         assert!(matches!(err, StadError::InvalidConfig(_)), "{err}");
     }
-    let one_student = common::model_with(MethodConfig::new(MethodKind::Ensemble).with_ensemble_size(1), 64);
-    assert!(matches!(one_student.validate(), Err(StadError::InvalidConfig(_))));
+    let one_student = common::model_with(
+        MethodConfig::new(MethodKind::Ensemble).with_ensemble_size(1),
+        64,
+    );
+    assert!(matches!(
+        one_student.validate(),
+        Err(StadError::InvalidConfig(_))
+    ));
 }

@@ -19,8 +19,12 @@ fn save_load_round_trip_and_prediction_shapes() {
         &mut Silent,
     )
     .unwrap();
-    let detector = Detector::calibrate_nominal(outcome.model, outcome.holdout, 0.99, &device).unwrap();
-    assert_eq!(detector.threshold_source, ThresholdSource::NominalQuantile(0.99));
+    let detector =
+        Detector::calibrate_nominal(outcome.model, outcome.holdout, 0.99, &device).unwrap();
+    assert_eq!(
+        detector.threshold_source,
+        ThresholdSource::NominalQuantile(0.99)
+    );
     assert!(detector.threshold.is_finite());
 
     let dir = tempfile::tempdir().unwrap();
@@ -49,8 +53,15 @@ fn save_load_round_trip_and_prediction_shapes() {
 fn f1_threshold_needs_anomalies_and_uses_them() {
     let device = Default::default();
     let data = common::tiny_data(9);
-    let outcome = train::<CpuAutodiff>(&common::model(MethodKind::Stfpm, 64), &common::quick(1), data.train, None, &device, &mut Silent)
-        .unwrap();
+    let outcome = train::<CpuAutodiff>(
+        &common::model(MethodKind::Stfpm, 64),
+        &common::quick(1),
+        data.train,
+        None,
+        &device,
+        &mut Silent,
+    )
+    .unwrap();
     let nominal_only = outcome.holdout.clone();
     assert!(Detector::calibrate_f1(outcome.model.clone(), nominal_only, &device).is_err());
     let detector = Detector::calibrate_f1(outcome.model, data.test, &device).unwrap();

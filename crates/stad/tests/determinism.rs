@@ -35,23 +35,50 @@ fn same_seed_gives_bit_identical_weights_and_scores() {
     let device = Default::default();
     let model = common::model(MethodKind::Stfpm, 64);
     let run = || {
-        train::<CpuAutodiff>(&model, &common::quick(2), common::tiny_data(1).train, None, &device, &mut Silent).unwrap()
+        train::<CpuAutodiff>(
+            &model,
+            &common::quick(2),
+            common::tiny_data(1).train,
+            None,
+            &device,
+            &mut Silent,
+        )
+        .unwrap()
     };
     let (a, b) = (run(), run());
-    assert!(weights(&a.model) == weights(&b.model), "weights differ between identical runs");
-    assert!(scores(&a.model) == scores(&b.model), "scores differ between identical runs");
-    assert_eq!(a.history.iter().map(|e| e.train_loss).collect::<Vec<_>>(), b.history.iter().map(|e| e.train_loss).collect::<Vec<_>>());
+    assert!(
+        weights(&a.model) == weights(&b.model),
+        "weights differ between identical runs"
+    );
+    assert!(
+        scores(&a.model) == scores(&b.model),
+        "scores differ between identical runs"
+    );
+    assert_eq!(
+        a.history.iter().map(|e| e.train_loss).collect::<Vec<_>>(),
+        b.history.iter().map(|e| e.train_loss).collect::<Vec<_>>()
+    );
 
     // The control: another seed gives other weights.
-    let c = train::<CpuAutodiff>(&model, &common::quick(2).with_seed(7), common::tiny_data(1).train, None, &device, &mut Silent)
-        .unwrap();
+    let c = train::<CpuAutodiff>(
+        &model,
+        &common::quick(2).with_seed(7),
+        common::tiny_data(1).train,
+        None,
+        &device,
+        &mut Silent,
+    )
+    .unwrap();
     assert!(weights(&a.model) != weights(&c.model));
 }
 
 #[test]
 fn resumed_run_equals_uninterrupted_run() {
     let device = Default::default();
-    let model = common::model_with(stad::MethodConfig::new(MethodKind::Ensemble).with_ensemble_size(2), 64);
+    let model = common::model_with(
+        stad::MethodConfig::new(MethodKind::Ensemble).with_ensemble_size(2),
+        64,
+    );
     let data = common::tiny_data(2).train;
 
     let full_dir = tempfile::tempdir().unwrap();
@@ -59,21 +86,50 @@ fn resumed_run_equals_uninterrupted_run() {
         &model,
         &common::quick(3),
         data.clone(),
-        Some(&RunDir { path: full_dir.path().into(), resume: false }),
+        Some(&RunDir {
+            path: full_dir.path().into(),
+            resume: false,
+        }),
         &device,
         &mut Silent,
     )
     .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let run_dir = RunDir { path: dir.path().into(), resume: true };
-    let first = train::<CpuAutodiff>(&model, &common::quick(1), data.clone(), Some(&run_dir), &device, &mut Silent).unwrap();
+    let run_dir = RunDir {
+        path: dir.path().into(),
+        resume: true,
+    };
+    let first = train::<CpuAutodiff>(
+        &model,
+        &common::quick(1),
+        data.clone(),
+        Some(&run_dir),
+        &device,
+        &mut Silent,
+    )
+    .unwrap();
     assert_eq!(first.history.len(), 1);
-    let resumed = train::<CpuAutodiff>(&model, &common::quick(3), data, Some(&run_dir), &device, &mut Silent).unwrap();
+    let resumed = train::<CpuAutodiff>(
+        &model,
+        &common::quick(3),
+        data,
+        Some(&run_dir),
+        &device,
+        &mut Silent,
+    )
+    .unwrap();
 
     assert_eq!(resumed.history.len(), 3);
-    let losses = |h: &[stad::EpochSummary]| h.iter().map(|e| (e.train_loss, e.validation_score)).collect::<Vec<_>>();
+    let losses = |h: &[stad::EpochSummary]| {
+        h.iter()
+            .map(|e| (e.train_loss, e.validation_score))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(losses(&resumed.history), losses(&full.history));
     assert_eq!(resumed.best_epoch, full.best_epoch);
-    assert!(weights(&resumed.model) == weights(&full.model), "resumed weights differ");
+    assert!(
+        weights(&resumed.model) == weights(&full.model),
+        "resumed weights differ"
+    );
 }

@@ -29,7 +29,8 @@ fn check(method: MethodConfig, min_image_auroc: f64, min_pixel_auroc: f64) {
     let kind = method.kind;
     let model = common::model_with(method, 96);
     let config = TrainConfig::new().with_epochs(8).with_batch_size(8);
-    let outcome = train::<CpuAutodiff>(&model, &config, data.train, None, &device, &mut Silent).unwrap();
+    let outcome =
+        train::<CpuAutodiff>(&model, &config, data.train, None, &device, &mut Silent).unwrap();
     let first = outcome.history.first().unwrap().train_loss;
     let last = outcome.history.last().unwrap().train_loss;
     let eval = stad::evaluate::<Cpu>(&outcome.model, data.test, 8, &device).unwrap();
@@ -41,9 +42,23 @@ fn check(method: MethodConfig, min_image_auroc: f64, min_pixel_auroc: f64) {
         eval.au_pro,
         eval.dice
     );
-    assert!(last < 0.7 * first, "{}: loss did not decrease ({first} -> {last})", kind.name());
-    assert!(eval.image_auroc >= min_image_auroc, "{}: image AUROC {}", kind.name(), eval.image_auroc);
-    assert!(eval.pixel_auroc >= min_pixel_auroc, "{}: pixel AUROC {}", kind.name(), eval.pixel_auroc);
+    assert!(
+        last < 0.7 * first,
+        "{}: loss did not decrease ({first} -> {last})",
+        kind.name()
+    );
+    assert!(
+        eval.image_auroc >= min_image_auroc,
+        "{}: image AUROC {}",
+        kind.name(),
+        eval.image_auroc
+    );
+    assert!(
+        eval.pixel_auroc >= min_pixel_auroc,
+        "{}: pixel AUROC {}",
+        kind.name(),
+        eval.pixel_auroc
+    );
 }
 
 #[test]

@@ -16,7 +16,10 @@ pub fn model(kind: MethodKind, image_size: usize) -> ModelConfig {
 
 /// Fast hyper-parameters: few epochs, small batches, no cache.
 pub fn quick(epochs: usize) -> TrainConfig {
-    TrainConfig::new().with_epochs(epochs).with_batch_size(4).with_seed(42)
+    TrainConfig::new()
+        .with_epochs(epochs)
+        .with_batch_size(4)
+        .with_seed(42)
 }
 
 /// A model on the embedded teacher with a full method configuration.

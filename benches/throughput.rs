@@ -1,0 +1,74 @@
+//! End-to-end throughput, images per second: one STFPM / ensemble training step (teacher,
+//! students, loss, backward, SGD) and inference (teacher + students + anomaly map), batch 8 at
+//! 224², on the CPU backend (flex) with the embedded MobileNetV2 teacher.
+//!
+//! `cargo bench --bench throughput` (criterion reports `thrpt` in elements = images per second)
+#![allow(missing_docs)] // criterion_group! generates undocumented items
+
+use std::time::Duration;
+
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use stad::backbones::Backbone;
+use stad::backend::{Cpu, CpuAutodiff};
+use stad::{MethodConfig, MethodKind, ModelConfig, StudentTeacher};
+
+const BATCH: usize = 8;
+const SIZE: usize = 224;
+
+fn bench(c: &mut Criterion) {
+    let device = Default::default();
+    let mut group = c.benchmark_group("throughput");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20))
+        .warm_up_time(Duration::from_secs(2))
+        .throughput(Throughput::Elements(BATCH as u64));
+    for kind in [MethodKind::Stfpm, MethodKind::Ensemble, MethodKind::SimpleStudent] {
+        let model = ModelConfig::embedded(MethodConfig::new(kind)).with_image_size(SIZE);
+
+        // Inference.
+        let st = StudentTeacher {
+            config: model.clone(),
+            teacher: model.build_teacher::<Cpu>(&device).unwrap(),
+            students: model.init_students::<Cpu>(42, &device).unwrap(),
+        };
+        let x = Tensor::<Cpu, 4>::random([BATCH, 3, SIZE, SIZE], Distribution::Normal(0.0, 1.0), &device);
+        group.bench_with_input(BenchmarkId::new("inference", kind.name()), &kind, |b, _| {
+            b.iter(|| st.score(x.clone()).unwrap().0.into_data())
+        });
+
+        // One training step per student.
+        let teacher = model.build_teacher::<Cpu>(&device).unwrap();
+        let mut students = model.init_students::<CpuAutodiff>(42, &device).unwrap();
+        let sgd = SgdConfig::new().with_momentum(Some(MomentumConfig {
+            momentum: 0.9,
+            dampening: 0.0,
+            nesterov: false,
+        }));
+        let mut optims: Vec<_> = students.iter().map(|_| sgd.init::<CpuAutodiff, Backbone<CpuAutodiff>>()).collect();
+        let xa = Tensor::<CpuAutodiff, 4>::random([BATCH, 3, SIZE, SIZE], Distribution::Normal(0.0, 1.0), &device);
+        group.bench_with_input(BenchmarkId::new("train_step", kind.name()), &kind, |b, _| {
+            b.iter(|| {
+                let targets = teacher.features_for::<CpuAutodiff>(xa.clone());
+                let stepped: Vec<_> = students
+                    .drain(..)
+                    .zip(optims.iter_mut())
+                    .map(|(s, o)| {
+                        let loss = stad::distill::stfpm_loss(&targets, &s.forward_features(xa.clone()));
+                        let grads = GradientsParams::from_grads(loss.backward(), &s);
+                        o.step(0.4, s, grads)
+                    })
+                    .collect();
+                students = stepped;
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(throughput, bench);
+criterion_main!(throughput);
