@@ -27,7 +27,11 @@ fn bench(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(20))
         .warm_up_time(Duration::from_secs(2))
         .throughput(Throughput::Elements(BATCH as u64));
-    for kind in [MethodKind::Stfpm, MethodKind::Ensemble, MethodKind::SimpleStudent] {
+    for kind in [
+        MethodKind::Stfpm,
+        MethodKind::Ensemble,
+        MethodKind::SimpleStudent,
+    ] {
         let model = ModelConfig::embedded(MethodConfig::new(kind)).with_image_size(SIZE);
 
         // Inference.
@@ -36,7 +40,11 @@ fn bench(c: &mut Criterion) {
             teacher: model.build_teacher::<Cpu>(&device).unwrap(),
             students: model.init_students::<Cpu>(42, &device).unwrap(),
         };
-        let x = Tensor::<Cpu, 4>::random([BATCH, 3, SIZE, SIZE], Distribution::Normal(0.0, 1.0), &device);
+        let x = Tensor::<Cpu, 4>::random(
+            [BATCH, 3, SIZE, SIZE],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
         group.bench_with_input(BenchmarkId::new("inference", kind.name()), &kind, |b, _| {
             b.iter(|| st.score(x.clone()).unwrap().0.into_data())
         });
@@ -49,23 +57,37 @@ fn bench(c: &mut Criterion) {
             dampening: 0.0,
             nesterov: false,
         }));
-        let mut optims: Vec<_> = students.iter().map(|_| sgd.init::<CpuAutodiff, Backbone<CpuAutodiff>>()).collect();
-        let xa = Tensor::<CpuAutodiff, 4>::random([BATCH, 3, SIZE, SIZE], Distribution::Normal(0.0, 1.0), &device);
-        group.bench_with_input(BenchmarkId::new("train_step", kind.name()), &kind, |b, _| {
-            b.iter(|| {
-                let targets = teacher.features_for::<CpuAutodiff>(xa.clone());
-                let stepped: Vec<_> = students
-                    .drain(..)
-                    .zip(optims.iter_mut())
-                    .map(|(s, o)| {
-                        let loss = stad::distill::stfpm_loss(&targets, &s.forward_features(xa.clone()));
-                        let grads = GradientsParams::from_grads(loss.backward(), &s);
-                        o.step(0.4, s, grads)
-                    })
-                    .collect();
-                students = stepped;
-            })
-        });
+        let mut optims: Vec<_> = students
+            .iter()
+            .map(|_| sgd.init::<CpuAutodiff, Backbone<CpuAutodiff>>())
+            .collect();
+        let xa = Tensor::<CpuAutodiff, 4>::random(
+            [BATCH, 3, SIZE, SIZE],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        group.bench_with_input(
+            BenchmarkId::new("train_step", kind.name()),
+            &kind,
+            |b, _| {
+                b.iter(|| {
+                    let targets = teacher.features_for::<CpuAutodiff>(xa.clone());
+                    let stepped: Vec<_> = students
+                        .drain(..)
+                        .zip(optims.iter_mut())
+                        .map(|(s, o)| {
+                            let loss = stad::distill::stfpm_loss(
+                                &targets,
+                                &s.forward_features(xa.clone()),
+                            );
+                            let grads = GradientsParams::from_grads(loss.backward(), &s);
+                            o.step(0.4, s, grads)
+                        })
+                        .collect();
+                    students = stepped;
+                })
+            },
+        );
     }
     group.finish();
 }

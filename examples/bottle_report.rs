@@ -11,12 +11,17 @@ use std::time::Instant;
 use stad::backbones::BackboneConfig;
 use stad::backend::{Cpu, CpuAutodiff};
 use stad::data::{Dataset, MvtecOptions};
-use stad::{EpochSummary, MethodConfig, MethodKind, ModelConfig, TeacherWeights, TrainConfig, TrainObserver};
+use stad::{
+    EpochSummary, MethodConfig, MethodKind, ModelConfig, TeacherWeights, TrainConfig, TrainObserver,
+};
 
 struct Log;
 impl TrainObserver for Log {
     fn on_epoch(&mut self, s: &EpochSummary) {
-        eprintln!("epoch {} loss {:.4} val {:?} {:.1}s", s.epoch, s.train_loss, s.validation_score, s.seconds);
+        eprintln!(
+            "epoch {} loss {:.4} val {:?} {:.1}s",
+            s.epoch, s.train_loss, s.validation_score, s.seconds
+        );
     }
 }
 
@@ -35,7 +40,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let model = match teacher.as_str() {
         "embedded" => ModelConfig::embedded(MethodConfig::new(kind)),
-        "random-resnet18" => ModelConfig::new(BackboneConfig::resnet18(), TeacherWeights::Random(0), MethodConfig::new(kind)),
+        "random-resnet18" => ModelConfig::new(
+            BackboneConfig::resnet18(),
+            TeacherWeights::Random(0),
+            MethodConfig::new(kind),
+        ),
         other => return Err(format!("unknown teacher {other}").into()),
     }
     .with_image_size(size);

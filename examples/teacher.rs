@@ -11,7 +11,11 @@ use std::time::Instant;
 use burn::prelude::*;
 use stad::backbones::{BackboneConfig, FrozenTeacher, embedded};
 
-fn run<B: Backend>(size: usize, device: &B::Device, label: &str) -> Result<(), Box<dyn std::error::Error>> {
+fn run<B: Backend>(
+    size: usize,
+    device: &B::Device,
+    label: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
     let config = BackboneConfig::mobilenet_v2_tf();
     let backbone = embedded::mobilenet_v2_imagenet::<B>(&config, device)?;
     let teacher = FrozenTeacher::new(backbone, device)?;
@@ -36,14 +40,20 @@ fn run<B: Backend>(size: usize, device: &B::Device, label: &str) -> Result<(), B
     let start = Instant::now();
     let maps = teacher.features(x);
     let shapes: Vec<[usize; 4]> = maps.iter().map(|m| m.dims()).collect();
-    let means: Vec<f32> = maps.into_iter().map(|m| m.mean().into_scalar().elem()).collect();
+    let means: Vec<f32> = maps
+        .into_iter()
+        .map(|m| m.mean().into_scalar().elem())
+        .collect();
     let elapsed = start.elapsed();
 
     println!("teacher: embedded ImageNet MobileNetV2 (TF padding), input 1x3x{size}x{size}");
     for ((shape, stride), mean) in shapes.iter().zip(config.tap_strides()).zip(means) {
         println!("  tap stride {stride:>2}: {shape:?}  mean activation {mean:.4}");
     }
-    println!("forward on {label}: {:.1} ms (first call)", elapsed.as_secs_f64() * 1e3);
+    println!(
+        "forward on {label}: {:.1} ms (first call)",
+        elapsed.as_secs_f64() * 1e3
+    );
     Ok(())
 }
 

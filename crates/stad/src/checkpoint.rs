@@ -189,6 +189,61 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     result.map_err(io)
 }
 
+/// Burn records in blobs: bincode, full precision.
+type RecordCodec = burn::record::BinBytesRecorder<burn::record::FullPrecisionSettings>;
+
+impl CheckpointFile {
+    /// Appends `record` (a module's or an optimizer's) as blob `name`.
+    pub fn push_record<B: burn::prelude::Backend, R: burn::record::Record<B>>(
+        &mut self,
+        name: impl Into<String>,
+        record: R,
+    ) -> crate::Result<()> {
+        let bytes = burn::record::Recorder::<B>::record(&RecordCodec::default(), record, ())
+            .map_err(|e| {
+                crate::StadError::InvalidConfig(format!("cannot serialise a record: {e}"))
+            })?;
+        self.blobs.push((name.into(), bytes));
+        Ok(())
+    }
+
+    /// Decodes blob `name` into a record; a missing or undecodable blob is
+    /// [`crate::StadError::CheckpointMismatch`] naming `path`.
+    pub fn record<B: burn::prelude::Backend, R: burn::record::Record<B>>(
+        &self,
+        name: &str,
+        device: &B::Device,
+        path: &Path,
+    ) -> crate::Result<R> {
+        let mismatch = |reason: String| crate::StadError::CheckpointMismatch {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let bytes = self
+            .blob(name)
+            .ok_or_else(|| mismatch(format!("it has no `{name}`")))?;
+        burn::record::Recorder::<B>::load(&RecordCodec::default(), bytes.to_vec(), device)
+            .map_err(|e| mismatch(format!("cannot decode `{name}`: {e}")))
+    }
+
+    /// Loads blobs `student0..` into `students` (freshly built, of the right architecture).
+    pub fn load_students<B: burn::prelude::Backend>(
+        &self,
+        students: Vec<stad_backbones::Backbone<B>>,
+        device: &B::Device,
+        path: &Path,
+    ) -> crate::Result<Vec<stad_backbones::Backbone<B>>> {
+        use burn::module::Module;
+        students
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                Ok(s.load_record(self.record::<B, _>(&format!("student{i}"), device, path)?))
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,6 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::prelude::*;
-use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use serde::{Deserialize, Serialize};
 use stad_backbones::FrozenTeacher;
 use stad_data::{BatchLoader, LoaderConfig, Sample};
@@ -63,8 +62,6 @@ struct DetectorHeader {
 }
 
 const DETECTOR_KIND: &str = "stad-detector";
-
-type Rec = BinBytesRecorder<FullPrecisionSettings>;
 
 /// A trained model with its threshold.
 #[derive(Debug, Clone)]
@@ -178,31 +175,19 @@ impl<B: Backend> Detector<B> {
             threshold: self.threshold,
             threshold_source: self.threshold_source,
         };
-        let encode = |r| {
-            Recorder::<B>::record(&Rec::default(), r, ())
-                .map_err(|e| StadError::InvalidConfig(format!("cannot serialise weights: {e}")))
+        let mut file = CheckpointFile {
+            header: serde_json::to_string(&header).expect("headers serialise"),
+            blobs: Vec::new(),
         };
-        let mut blobs = Vec::new();
         if self.model.config.teacher_weights != TeacherWeights::Embedded {
-            let bytes = Recorder::<B>::record(
-                &Rec::default(),
-                self.model.teacher.clone().into_record(),
-                (),
-            )
-            .map_err(|e| StadError::InvalidConfig(format!("cannot serialise weights: {e}")))?;
-            blobs.push(("teacher".to_string(), bytes));
+            file.push_record::<B, _>("teacher", self.model.teacher.clone().into_record())?;
         }
         for (i, s) in self.model.students.iter().enumerate() {
-            blobs.push((format!("student{i}"), encode(s.clone().into_record())?));
+            file.push_record::<B, _>(format!("student{i}"), s.clone().into_record())?;
         }
-        CheckpointFile {
-            header: serde_json::to_string(&header).expect("headers serialise"),
-            blobs,
-        }
-        .write_atomic(path)?;
+        file.write_atomic(path)?;
         Ok(())
     }
-
     /// Loads a detector saved by [`Self::save`].
     ///
     /// # Errors
@@ -225,31 +210,16 @@ impl<B: Backend> Detector<B> {
         }
         let config = header.model;
         config.validate()?;
-        let decode_err = |what: &str, e: burn::record::RecorderError| {
-            mismatch(format!("cannot decode {what}: {e}"))
-        };
         let teacher = match &config.teacher_weights {
             TeacherWeights::Embedded => config.build_teacher::<B>(device)?,
-            _ => {
-                let bytes = file
-                    .blob("teacher")
-                    .ok_or_else(|| mismatch("it has no teacher weights".into()))?;
-                let record = Recorder::<B>::load(&Rec::default(), bytes.to_vec(), device)
-                    .map_err(|e| decode_err("the teacher", e))?;
-                FrozenTeacher::new(config.teacher.init(device)?, device)?.load_record(record)
-            }
+            _ => FrozenTeacher::new(config.teacher.init(device)?, device)?
+                .load_record(file.record::<B, _>("teacher", device, path)?),
         };
         let fresh = config.student_backbone();
         let students = (0..config.method.num_students())
-            .map(|i| {
-                let bytes = file
-                    .blob(&format!("student{i}"))
-                    .ok_or_else(|| mismatch(format!("it has no student{i}")))?;
-                let record = Recorder::<B>::load(&Rec::default(), bytes.to_vec(), device)
-                    .map_err(|e| decode_err("a student", e))?;
-                Ok(fresh.init::<B>(device)?.load_record(record))
-            })
-            .collect::<Result<Vec<_>>>()?;
+            .map(|_| fresh.init::<B>(device))
+            .collect::<Result<Vec<_>, _>>()?;
+        let students = file.load_students(students, device, path)?;
         Ok(Self {
             model: StudentTeacher {
                 config,

@@ -16,7 +16,6 @@ use burn::module::{AutodiffModule, Module};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
-use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 use stad_backbones::Backbone;
@@ -172,26 +171,6 @@ impl RunDir {
     }
 }
 
-type Rec = BinBytesRecorder<FullPrecisionSettings>;
-
-fn encode<B: burn::prelude::Backend, R: burn::record::Record<B>>(record: R) -> Result<Vec<u8>> {
-    Recorder::<B>::record(&Rec::default(), record, ())
-        .map_err(|e| StadError::InvalidConfig(format!("cannot serialise a record: {e}")))
-}
-
-fn decode<B: burn::prelude::Backend, R: burn::record::Record<B>>(
-    bytes: &[u8],
-    device: &B::Device,
-    path: &Path,
-) -> Result<R> {
-    Recorder::<B>::load(&Rec::default(), bytes.to_vec(), device).map_err(|e| {
-        StadError::CheckpointMismatch {
-            path: path.to_path_buf(),
-            reason: format!("cannot decode its weights: {e}"),
-        }
-    })
-}
-
 fn header_of(file: &CheckpointFile, path: &Path) -> Result<TrainHeader> {
     serde_json::from_str(&file.header).map_err(|e| StadError::CheckpointMismatch {
         path: path.to_path_buf(),
@@ -222,28 +201,6 @@ fn check_same_model(
         });
     }
     Ok(())
-}
-
-/// Loads students stored as blobs `student0..` of a checkpoint into freshly built ones.
-fn load_students<B: burn::prelude::Backend>(
-    file: &CheckpointFile,
-    students: Vec<Backbone<B>>,
-    device: &B::Device,
-    path: &Path,
-) -> Result<Vec<Backbone<B>>> {
-    students
-        .into_iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let bytes =
-                file.blob(&format!("student{i}"))
-                    .ok_or_else(|| StadError::CheckpointMismatch {
-                        path: path.to_path_buf(),
-                        reason: format!("it has no student{i}"),
-                    })?;
-            Ok(s.load_record(decode::<B, _>(bytes, device, path)?))
-        })
-        .collect()
 }
 
 /// Trains `model` on the nominal `train` samples.
@@ -324,18 +281,12 @@ pub fn train<A: AutodiffBackend>(
         let file = CheckpointFile::read(&path)?;
         let header = header_of(&file, &path)?;
         check_same_model(&header, model, config, &path)?;
-        students = load_students(&file, students, device, &path)?;
+        students = file.load_students(students, device, &path)?;
         optimizers = optimizers
             .into_iter()
             .enumerate()
             .map(|(i, o)| {
-                let bytes = file.blob(&format!("optimizer{i}")).ok_or_else(|| {
-                    StadError::CheckpointMismatch {
-                        path: path.clone(),
-                        reason: format!("it has no optimizer{i}"),
-                    }
-                })?;
-                Ok(o.load_record(decode::<A, _>(bytes, device, &path)?))
+                Ok(o.load_record(file.record::<A, _>(&format!("optimizer{i}"), device, &path)?))
             })
             .collect::<Result<_>>()?;
         start_epoch = header.epochs_done;
@@ -347,7 +298,7 @@ pub fn train<A: AutodiffBackend>(
             best = Some((
                 header.best_epoch,
                 score,
-                load_students(&best_file, fresh, device, &best_path)?,
+                best_file.load_students(fresh, device, &best_path)?,
             ));
         }
     }
@@ -424,28 +375,27 @@ pub fn train<A: AutodiffBackend>(
             };
             let header = serde_json::to_string(&header).expect("headers serialise");
             if improved {
-                let mut blobs = Vec::new();
-                for (i, s) in best_students.iter().enumerate() {
-                    blobs.push((
-                        format!("student{i}"),
-                        encode::<A::InnerBackend, _>(s.clone().into_record())?,
-                    ));
-                }
-                CheckpointFile {
+                let mut file = CheckpointFile {
                     header: header.clone(),
-                    blobs,
+                    blobs: Vec::new(),
+                };
+                for (i, s) in best_students.iter().enumerate() {
+                    file.push_record::<A::InnerBackend, _>(
+                        format!("student{i}"),
+                        s.clone().into_record(),
+                    )?;
                 }
-                .write_atomic(&dir.best())?;
+                file.write_atomic(&dir.best())?;
             }
-            let mut blobs = Vec::new();
+            let mut file = CheckpointFile {
+                header,
+                blobs: Vec::new(),
+            };
             for (i, (s, o)) in students.iter().zip(&optimizers).enumerate() {
-                blobs.push((
-                    format!("student{i}"),
-                    encode::<A, _>(s.clone().into_record())?,
-                ));
-                blobs.push((format!("optimizer{i}"), encode::<A, _>(o.to_record())?));
+                file.push_record::<A, _>(format!("student{i}"), s.clone().into_record())?;
+                file.push_record::<A, _>(format!("optimizer{i}"), o.to_record())?;
             }
-            CheckpointFile { header, blobs }.write_atomic(&dir.last())?;
+            file.write_atomic(&dir.last())?;
         }
     }
 
