@@ -22,7 +22,7 @@
 //! # the file lands in ~/.cache/torch/hub/checkpoints/resnet18-f37072fd.pth
 //! ```
 //! Copy `resnet18-f37072fd.pth` to the inspection machine and pass its path
-//! (`stad train --weights resnet18-f37072fd.pth`, or [`crate::ResNet::load_torchvision_file`]).
+//! ([`crate::Backbone::load_torchvision_file`], or [`crate::load_torchvision`] for any network).
 //! Either format works; `.safetensors` is the safer one to exchange (no pickle).
 
 use std::collections::{BTreeMap, BTreeSet};
