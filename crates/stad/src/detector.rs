@@ -75,6 +75,22 @@ pub struct Detector<B: Backend> {
 }
 
 impl<B: Backend> Detector<B> {
+    /// The default calibration: the image-level F1-optimal threshold when labelled validation
+    /// samples are given, else the [`DEFAULT_NOMINAL_QUANTILE`] of the held-out nominal scores.
+    pub fn calibrate(
+        model: StudentTeacher<B>,
+        nominal_holdout: Vec<Sample>,
+        labelled: Option<Vec<Sample>>,
+        device: &B::Device,
+    ) -> Result<Self> {
+        match labelled {
+            Some(labelled) => Self::calibrate_f1(model, labelled, device),
+            None => {
+                Self::calibrate_nominal(model, nominal_holdout, DEFAULT_NOMINAL_QUANTILE, device)
+            }
+        }
+    }
+
     /// Threshold = `quantile` of the image scores of held-out nominal samples.
     pub fn calibrate_nominal(
         model: StudentTeacher<B>,

@@ -64,6 +64,17 @@ fn f1_threshold_needs_anomalies_and_uses_them() {
     .unwrap();
     let nominal_only = outcome.holdout.clone();
     assert!(Detector::calibrate_f1(outcome.model.clone(), nominal_only, &device).is_err());
-    let detector = Detector::calibrate_f1(outcome.model, data.test, &device).unwrap();
+    let detector = Detector::calibrate(
+        outcome.model.clone(),
+        outcome.holdout.clone(),
+        Some(data.test),
+        &device,
+    )
+    .unwrap();
     assert_eq!(detector.threshold_source, ThresholdSource::F1Optimal);
+    let default = Detector::calibrate(outcome.model, outcome.holdout, None, &device).unwrap();
+    assert_eq!(
+        default.threshold_source,
+        ThresholdSource::NominalQuantile(stad::detector::DEFAULT_NOMINAL_QUANTILE)
+    );
 }
