@@ -3,8 +3,10 @@
 //!
 //! `cargo run --release --example bottle_report -- DIR METHOD TEACHER EPOCHS [IMAGE_SIZE]`
 //! - METHOD: `stfpm`, `ensemble` or `simple`
-//! - TEACHER: `embedded` (ImageNet MobileNetV2, TF padding, taps at strides 4/8/16) or
-//!   `random-resnet18` (the control: random weights, seed 0)
+//! - TEACHER: `embedded` (ImageNet MobileNetV2, TF padding, taps at strides 4/8/16),
+//!   `random-resnet18` (a control: torchvision-style random init, seed 0) or
+//!   `fixture-resnet18` (the control of the issue: `$STAD_SHARED/fixtures/resnet18_teacher.safetensors`,
+//!   random weights and random BatchNorm statistics)
 
 use std::time::Instant;
 
@@ -45,6 +47,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             TeacherWeights::Random(0),
             MethodConfig::new(kind),
         ),
+        "fixture-resnet18" => {
+            let shared = std::env::var("STAD_SHARED").unwrap_or_else(|_| "../shared".into());
+            let path = format!("{shared}/fixtures/resnet18_teacher.safetensors");
+            ModelConfig::new(
+                BackboneConfig::resnet18(),
+                TeacherWeights::File(path),
+                MethodConfig::new(kind),
+            )
+        }
         other => return Err(format!("unknown teacher {other}").into()),
     }
     .with_image_size(size);
