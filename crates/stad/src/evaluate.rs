@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
-use stad_data::{BatchLoader, Label, LoaderConfig, Sample};
+use stad_data::{BatchLoader, HostBatch, Label, LoaderConfig, Sample};
 use stad_metrics::{DefectAuroc, F1Threshold};
 
 use crate::error::{Result, StadError};
@@ -76,11 +76,22 @@ pub fn run_test_set<B: Backend>(
     let started = Instant::now();
     let mut out = TestOutputs::default();
     let (mut h, mut w) = (0, 0);
-    for batch in loader.batches::<B>(0, device) {
-        let batch = batch?;
-        let [n, _, bh, bw] = batch.images.dims();
-        (h, w) = (bh, bw);
-        let (scores, maps) = model.score(batch.images)?;
+    // Host batches: masks and labels stay on the host; only the images go to the device.
+    for batch in loader.host_batches(0) {
+        let HostBatch {
+            images,
+            masks,
+            height,
+            width,
+            labels,
+            defects,
+            has_mask,
+            ..
+        } = batch?;
+        let n = labels.len();
+        (h, w) = (height, width);
+        let images = Tensor::<B, 4>::from_data(TensorData::new(images, [n, 3, h, w]), device);
+        let (scores, maps) = model.score(images)?;
         out.scores.extend(
             scores
                 .into_data()
@@ -89,16 +100,10 @@ pub fn run_test_set<B: Backend>(
                 .expect("f32"),
         );
         let maps: Vec<f32> = maps.into_data().convert::<f32>().to_vec().expect("f32");
-        let masks: Vec<f32> = batch
-            .masks
-            .into_data()
-            .convert::<f32>()
-            .to_vec()
-            .expect("f32");
         for i in 0..n {
-            out.labels.push(batch.labels[i] == Label::Anomalous);
-            out.defects.push(batch.defects[i].clone());
-            if batch.has_mask[i] {
+            out.labels.push(labels[i] == Label::Anomalous);
+            out.defects.push(defects[i].clone());
+            if has_mask[i] {
                 out.maps
                     .extend_from_slice(&maps[i * h * w..(i + 1) * h * w]);
                 out.masks.extend(
