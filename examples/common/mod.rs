@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use stad::backend::{Cpu, CpuAutodiff};
 use stad::data::{Dataset, MvtecOptions, SyntheticConfig, SyntheticKind};
-use stad::{MethodConfig, MethodKind, ModelConfig, Silent, TrainConfig, TrainObserver};
+use stad::{MethodConfig, MethodKind, ModelConfig, TrainConfig, TrainObserver};
 
 struct Print;
 impl TrainObserver for Print {
@@ -48,7 +48,6 @@ pub fn run_example(kind: MethodKind) -> Result<(), Box<dyn std::error::Error>> {
     let config = TrainConfig::new().with_epochs(epochs).with_batch_size(16);
     let device = Default::default();
     let started = Instant::now();
-    let _ = Silent;
     let outcome =
         stad::train::<CpuAutodiff>(&model, &config, data.train, None, &device, &mut Print)?;
     println!(

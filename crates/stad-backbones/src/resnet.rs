@@ -332,6 +332,12 @@ impl<B: Backend> ResNet<B> {
         self.taps.iter().map(|t| c[t.index()]).collect()
     }
 
+    /// `maxpool(relu(bn1(conv1(x))))`.
+    fn stem(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.maxpool
+            .forward(relu(batch_norm(&self.bn1, self.conv1.forward(x))))
+    }
+
     fn stages(&self) -> [&Vec<ResidualBlock<B>>; 4] {
         [&self.layer1, &self.layer2, &self.layer3, &self.layer4]
     }
@@ -341,9 +347,7 @@ impl<B: Backend> ResNet<B> {
     pub fn forward_features(&self, x: Tensor<B, 4>) -> Vec<Tensor<B, 4>> {
         let deepest = self.taps.iter().map(|t| t.index()).max().unwrap_or(0);
         let mut outputs: [Option<Tensor<B, 4>>; 5] = Default::default();
-        let mut x = self
-            .maxpool
-            .forward(relu(batch_norm(&self.bn1, self.conv1.forward(x))));
+        let mut x = self.stem(x);
         if self.taps.contains(&ResNetStage::Stem) {
             outputs[0] = Some(x.clone());
         }
@@ -366,9 +370,7 @@ impl<B: Backend> ResNet<B> {
         let fc = self.fc.as_ref().ok_or_else(|| {
             BackboneError::InvalidConfig("this ResNet was built without its classifier".into())
         })?;
-        let mut x = self
-            .maxpool
-            .forward(relu(batch_norm(&self.bn1, self.conv1.forward(x))));
+        let mut x = self.stem(x);
         for blocks in self.stages() {
             for block in blocks {
                 x = block.forward(x);

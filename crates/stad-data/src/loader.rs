@@ -127,11 +127,22 @@ impl HostBatch {
         &self.masks[i * n..(i + 1) * n]
     }
 
+    /// Moves only the images onto `device`, `[batch, 3, height, width]`, leaving
+    /// [`images`](Self::images) empty; labels and masks stay on the host (inference needs no
+    /// mask on the device).
+    pub fn take_images<B: Backend>(&mut self, device: &B::Device) -> Tensor<B, 4> {
+        let shape = [self.len(), 3, self.height, self.width];
+        Tensor::from_data(
+            TensorData::new(std::mem::take(&mut self.images), shape),
+            device,
+        )
+    }
+
     /// Moves the batch onto `device` as tensors.
-    pub fn to_device<B: Backend>(self, device: &B::Device) -> Batch<B> {
+    pub fn to_device<B: Backend>(mut self, device: &B::Device) -> Batch<B> {
         let b = self.len();
         let (h, w) = (self.height, self.width);
-        let images = Tensor::<B, 4>::from_data(TensorData::new(self.images, [b, 3, h, w]), device);
+        let images = self.take_images::<B>(device);
         let masks = Tensor::<B, 4>::from_data(TensorData::new(self.masks, [b, 1, h, w]), device);
         Batch {
             images,

@@ -235,13 +235,7 @@ mod tests {
         u2 as f64 / (2.0 * p * (labels.len() as f64 - p))
     }
 
-    fn splitmix(state: &mut u64) -> u64 {
-        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = *state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
+    use crate::sort::splitmix;
 
     #[test]
     fn large_inputs_match_a_naive_count() {

@@ -144,18 +144,25 @@ impl<B: Backend> Detector<B> {
         )?;
         let mut out = Vec::with_capacity(loader.len());
         for batch in loader.host_batches(0) {
-            let batch = batch?;
-            let sizes = batch.original_sizes.clone();
-            let names = batch.names.clone();
-            let batch = batch.to_device::<B>(device);
-            let [n, _, h, w] = batch.images.dims();
-            let (scores, maps) = self.model.score(batch.images)?;
+            let mut batch = batch?;
+            let images = batch.take_images::<B>(device);
+            let (sizes, names) = (&batch.original_sizes, &batch.names);
+            let [n, _, h, w] = images.dims();
+            let (scores, maps) = self.model.score(images)?;
             let scores: Vec<f32> = scores.into_data().convert::<f32>().to_vec().expect("f32");
+            // One transfer for the batch's maps; only the original-size upsampling stays on
+            // the device.
+            let host_maps: Vec<f32> = maps
+                .clone()
+                .into_data()
+                .convert::<f32>()
+                .to_vec()
+                .expect("f32");
             for i in 0..n {
-                let map_i = maps.clone().slice([i..i + 1, 0..1, 0..h, 0..w]);
                 let original_map = if original_size {
                     let (ow, oh) = (sizes[i].0 as usize, sizes[i].1 as usize);
-                    let up = stad_scoring::upsample_bilinear(map_i.clone(), [oh, ow]);
+                    let map_i = maps.clone().slice([i..i + 1, 0..1, 0..h, 0..w]);
+                    let up = stad_scoring::upsample_bilinear(map_i, [oh, ow]);
                     Some((
                         up.into_data().convert::<f32>().to_vec().expect("f32"),
                         (ow, oh),
@@ -163,7 +170,7 @@ impl<B: Backend> Detector<B> {
                 } else {
                     None
                 };
-                let map: Vec<f32> = map_i.into_data().convert::<f32>().to_vec().expect("f32");
+                let map = host_maps[i * h * w..(i + 1) * h * w].to_vec();
                 let mask = map
                     .iter()
                     .map(|&v| f64::from(v) >= self.threshold)

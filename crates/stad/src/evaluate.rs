@@ -78,8 +78,9 @@ pub fn run_test_set<B: Backend>(
     let (mut h, mut w) = (0, 0);
     // Host batches: masks and labels stay on the host; only the images go to the device.
     for batch in loader.host_batches(0) {
+        let mut batch = batch?;
+        let images = batch.take_images::<B>(device);
         let HostBatch {
-            images,
             masks,
             height,
             width,
@@ -87,10 +88,9 @@ pub fn run_test_set<B: Backend>(
             defects,
             has_mask,
             ..
-        } = batch?;
+        } = batch;
         let n = labels.len();
         (h, w) = (height, width);
-        let images = Tensor::<B, 4>::from_data(TensorData::new(images, [n, 3, h, w]), device);
         let (scores, maps) = model.score(images)?;
         out.scores.extend(
             scores

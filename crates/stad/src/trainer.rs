@@ -16,6 +16,7 @@ use burn::module::{AutodiffModule, Module};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::tensor::ElementConversion;
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 use stad_backbones::Backbone;
@@ -432,9 +433,8 @@ pub fn image_scores<B: burn::prelude::Backend>(
     device: &B::Device,
 ) -> Result<Vec<f32>> {
     let mut out = Vec::with_capacity(loader.len());
-    for batch in loader.batches::<B>(0, device) {
-        let batch = batch?;
-        let (scores, _) = model.score(batch.images)?;
+    for batch in loader.host_batches(0) {
+        let (scores, _) = model.score(batch?.take_images::<B>(device))?;
         out.extend(
             scores
                 .into_data()
@@ -445,5 +445,3 @@ pub fn image_scores<B: burn::prelude::Backend>(
     }
     Ok(out)
 }
-
-use burn::tensor::ElementConversion;

@@ -3,9 +3,9 @@
 mod common;
 
 use burn::prelude::*;
-use stad::backend::{Cpu, CpuAutodiff};
+use stad::backend::Cpu;
 use stad::checkpoint::CheckpointError;
-use stad::{Detector, MethodConfig, MethodKind, RunDir, Silent, StadError, TrainConfig, train};
+use stad::{Detector, MethodConfig, MethodKind, RunDir, StadError, TrainConfig};
 
 #[test]
 fn checkpoint_of_another_method_is_refused() {
@@ -16,23 +16,19 @@ fn checkpoint_of_another_method_is_refused() {
         resume: true,
     };
     let data = common::tiny_data(4).train;
-    train::<CpuAutodiff>(
+    common::fit(
         &common::model(MethodKind::Stfpm, 64),
         &common::quick(1),
         data.clone(),
         Some(&run_dir),
-        &device,
-        &mut Silent,
     )
     .unwrap();
     for other in [MethodKind::SimpleStudent, MethodKind::Ensemble] {
-        let err = train::<CpuAutodiff>(
+        let err = common::fit(
             &common::model(other, 64),
             &common::quick(2),
             data.clone(),
             Some(&run_dir),
-            &device,
-            &mut Silent,
         )
         .unwrap_err();
         assert!(
@@ -41,13 +37,11 @@ fn checkpoint_of_another_method_is_refused() {
         );
     }
     // Other hyper-parameters than `epochs` are refused too.
-    let err = train::<CpuAutodiff>(
+    let err = common::fit(
         &common::model(MethodKind::Stfpm, 64),
         &common::quick(2).with_learning_rate(0.1),
         data,
         Some(&run_dir),
-        &device,
-        &mut Silent,
     )
     .unwrap_err();
     assert!(matches!(err, StadError::CheckpointMismatch { .. }), "{err}");
@@ -66,42 +60,18 @@ fn corrupt_checkpoint_is_a_typed_error() {
     };
     let model = common::model(MethodKind::Stfpm, 64);
     let data = common::tiny_data(5).train;
-    train::<CpuAutodiff>(
-        &model,
-        &common::quick(1),
-        data.clone(),
-        Some(&run_dir),
-        &device,
-        &mut Silent,
-    )
-    .unwrap();
+    common::fit(&model, &common::quick(1), data.clone(), Some(&run_dir)).unwrap();
     let mut bytes = std::fs::read(run_dir.last()).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
     std::fs::write(run_dir.last(), &bytes).unwrap();
-    let err = train::<CpuAutodiff>(
-        &model,
-        &common::quick(2),
-        data.clone(),
-        Some(&run_dir),
-        &device,
-        &mut Silent,
-    )
-    .unwrap_err();
+    let err = common::fit(&model, &common::quick(2), data.clone(), Some(&run_dir)).unwrap_err();
     assert!(
         matches!(err, StadError::Checkpoint(CheckpointError::Corrupt { .. })),
         "{err}"
     );
     std::fs::write(run_dir.last(), &bytes[..100]).unwrap();
-    let err = train::<CpuAutodiff>(
-        &model,
-        &common::quick(2),
-        data,
-        Some(&run_dir),
-        &device,
-        &mut Silent,
-    )
-    .unwrap_err();
+    let err = common::fit(&model, &common::quick(2), data, Some(&run_dir)).unwrap_err();
     assert!(
         matches!(err, StadError::Checkpoint(CheckpointError::Corrupt { .. })),
         "{err}"
@@ -138,17 +108,8 @@ fn nan_in_the_input_is_a_scoring_error_not_a_score() {
 
 #[test]
 fn empty_training_set_and_bad_hyper_parameters_are_refused() {
-    let device = Default::default();
     let model = common::model(MethodKind::Stfpm, 64);
-    let err = train::<CpuAutodiff>(
-        &model,
-        &common::quick(1),
-        Vec::new(),
-        None,
-        &device,
-        &mut Silent,
-    )
-    .unwrap_err();
+    let err = common::fit(&model, &common::quick(1), Vec::new(), None).unwrap_err();
     assert!(
         matches!(
             err,
@@ -163,8 +124,7 @@ fn empty_training_set_and_bad_hyper_parameters_are_refused() {
         TrainConfig::new().with_holdout_fraction(1.0),
         TrainConfig::new().with_momentum(1.5),
     ] {
-        let err = train::<CpuAutodiff>(&model, &bad, data.clone(), None, &device, &mut Silent)
-            .unwrap_err();
+        let err = common::fit(&model, &bad, data.clone(), None).unwrap_err();
         assert!(matches!(err, StadError::InvalidConfig(_)), "{err}");
     }
     let one_student = common::model_with(

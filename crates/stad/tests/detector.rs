@@ -3,20 +3,18 @@
 
 mod common;
 
-use stad::backend::{Cpu, CpuAutodiff};
-use stad::{Detector, MethodKind, Silent, ThresholdSource, train};
+use stad::backend::Cpu;
+use stad::{Detector, MethodKind, ThresholdSource};
 
 #[test]
 fn save_load_round_trip_and_prediction_shapes() {
     let device = Default::default();
     let data = common::tiny_data(8);
-    let outcome = train::<CpuAutodiff>(
+    let outcome = common::fit(
         &common::model(MethodKind::SimpleStudent, 64),
         &common::quick(1),
         data.train,
         None,
-        &device,
-        &mut Silent,
     )
     .unwrap();
     let detector =
@@ -53,13 +51,11 @@ fn save_load_round_trip_and_prediction_shapes() {
 fn f1_threshold_needs_anomalies_and_uses_them() {
     let device = Default::default();
     let data = common::tiny_data(9);
-    let outcome = train::<CpuAutodiff>(
+    let outcome = common::fit(
         &common::model(MethodKind::Stfpm, 64),
         &common::quick(1),
         data.train,
         None,
-        &device,
-        &mut Silent,
     )
     .unwrap();
     let nominal_only = outcome.holdout.clone();

@@ -5,8 +5,8 @@ mod common;
 
 use burn::module::Module;
 use burn::prelude::*;
-use stad::backend::{Cpu, CpuAutodiff};
-use stad::{MethodKind, RunDir, Silent, StudentTeacher, train};
+use stad::backend::Cpu;
+use stad::{MethodKind, RunDir, StudentTeacher};
 
 fn weights(model: &StudentTeacher<Cpu>) -> Vec<Vec<f32>> {
     use burn::module::{ModuleVisitor, Param};
@@ -32,19 +32,8 @@ fn scores(model: &StudentTeacher<Cpu>) -> Vec<f32> {
 
 #[test]
 fn same_seed_gives_bit_identical_weights_and_scores() {
-    let device = Default::default();
     let model = common::model(MethodKind::Stfpm, 64);
-    let run = || {
-        train::<CpuAutodiff>(
-            &model,
-            &common::quick(2),
-            common::tiny_data(1).train,
-            None,
-            &device,
-            &mut Silent,
-        )
-        .unwrap()
-    };
+    let run = || common::fit(&model, &common::quick(2), common::tiny_data(1).train, None).unwrap();
     let (a, b) = (run(), run());
     assert!(
         weights(&a.model) == weights(&b.model),
@@ -60,13 +49,11 @@ fn same_seed_gives_bit_identical_weights_and_scores() {
     );
 
     // The control: another seed gives other weights.
-    let c = train::<CpuAutodiff>(
+    let c = common::fit(
         &model,
         &common::quick(2).with_seed(7),
         common::tiny_data(1).train,
         None,
-        &device,
-        &mut Silent,
     )
     .unwrap();
     assert!(weights(&a.model) != weights(&c.model));
@@ -74,7 +61,6 @@ fn same_seed_gives_bit_identical_weights_and_scores() {
 
 #[test]
 fn resumed_run_equals_uninterrupted_run() {
-    let device = Default::default();
     let model = common::model_with(
         stad::MethodConfig::new(MethodKind::Ensemble).with_ensemble_size(2),
         64,
@@ -82,7 +68,7 @@ fn resumed_run_equals_uninterrupted_run() {
     let data = common::tiny_data(2).train;
 
     let full_dir = tempfile::tempdir().unwrap();
-    let full = train::<CpuAutodiff>(
+    let full = common::fit(
         &model,
         &common::quick(3),
         data.clone(),
@@ -90,8 +76,6 @@ fn resumed_run_equals_uninterrupted_run() {
             path: full_dir.path().into(),
             resume: false,
         }),
-        &device,
-        &mut Silent,
     )
     .unwrap();
 
@@ -100,25 +84,9 @@ fn resumed_run_equals_uninterrupted_run() {
         path: dir.path().into(),
         resume: true,
     };
-    let first = train::<CpuAutodiff>(
-        &model,
-        &common::quick(1),
-        data.clone(),
-        Some(&run_dir),
-        &device,
-        &mut Silent,
-    )
-    .unwrap();
+    let first = common::fit(&model, &common::quick(1), data.clone(), Some(&run_dir)).unwrap();
     assert_eq!(first.history.len(), 1);
-    let resumed = train::<CpuAutodiff>(
-        &model,
-        &common::quick(3),
-        data,
-        Some(&run_dir),
-        &device,
-        &mut Silent,
-    )
-    .unwrap();
+    let resumed = common::fit(&model, &common::quick(3), data, Some(&run_dir)).unwrap();
 
     assert_eq!(resumed.history.len(), 3);
     let losses = |h: &[stad::EpochSummary]| {

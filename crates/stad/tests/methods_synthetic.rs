@@ -7,9 +7,9 @@
 
 mod common;
 
-use stad::backend::{Cpu, CpuAutodiff};
+use stad::backend::Cpu;
 use stad::data::{Dataset, SyntheticConfig, SyntheticKind};
-use stad::{MethodConfig, MethodKind, Silent, TrainConfig, train};
+use stad::{MethodConfig, MethodKind, TrainConfig};
 
 fn data() -> Dataset {
     Dataset::synthetic(&SyntheticConfig {
@@ -29,8 +29,7 @@ fn check(method: MethodConfig, min_image_auroc: f64, min_pixel_auroc: f64) {
     let kind = method.kind;
     let model = common::model_with(method, 96);
     let config = TrainConfig::new().with_epochs(8).with_batch_size(8);
-    let outcome =
-        train::<CpuAutodiff>(&model, &config, data.train, None, &device, &mut Silent).unwrap();
+    let outcome = common::fit(&model, &config, data.train, None).unwrap();
     let first = outcome.history.first().unwrap().train_loss;
     let last = outcome.history.last().unwrap().train_loss;
     let eval = stad::evaluate::<Cpu>(&outcome.model, data.test, 8, &device).unwrap();

@@ -1,8 +1,9 @@
 //! Shared set-up of the stad integration tests.
 #![allow(dead_code)]
 
-use stad::data::{Dataset, SyntheticConfig, SyntheticKind};
-use stad::{MethodConfig, MethodKind, ModelConfig, TrainConfig};
+use stad::backend::{Cpu, CpuAutodiff};
+use stad::data::{Dataset, Sample, SyntheticConfig, SyntheticKind};
+use stad::{MethodConfig, MethodKind, ModelConfig, RunDir, Silent, TrainConfig, TrainOutcome};
 
 /// A small synthetic data set (64² source images).
 pub fn tiny_data(seed: u64) -> Dataset {
@@ -25,4 +26,21 @@ pub fn quick(epochs: usize) -> TrainConfig {
 /// A model on the embedded teacher with a full method configuration.
 pub fn model_with(method: MethodConfig, image_size: usize) -> ModelConfig {
     ModelConfig::embedded(method).with_image_size(image_size)
+}
+
+/// `stad::train` on the CPU autodiff backend, silently, on the default device.
+pub fn fit(
+    model: &ModelConfig,
+    config: &TrainConfig,
+    train: Vec<Sample>,
+    run_dir: Option<&RunDir>,
+) -> stad::Result<TrainOutcome<Cpu>> {
+    stad::train::<CpuAutodiff>(
+        model,
+        config,
+        train,
+        run_dir,
+        &Default::default(),
+        &mut Silent,
+    )
 }
