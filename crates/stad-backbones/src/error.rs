@@ -25,9 +25,8 @@ pub enum BackboneError {
     /// The weights do not fit the network: keys it needs are absent, keys it does not know are
     /// present, or shapes differ. This is what a file for another architecture gives.
     #[error(
-        "weights do not fit {network}: {} missing key(s) {}, {} unexpected key(s) {}, {} shape mismatch(es) {}",
-        missing.len(), preview(missing), unexpected.len(), preview(unexpected),
-        shape_mismatches.len(), preview(shape_mismatches)
+        "weights do not fit {network}: {}",
+        mismatch_summary(missing, unexpected, shape_mismatches)
     )]
     WeightMismatch {
         /// The network the weights were loaded into (e.g. `resnet18 to layer3`).
@@ -40,6 +39,21 @@ pub enum BackboneError {
         /// `key: expected [..], found [..]` for each tensor of the wrong shape.
         shape_mismatches: Vec<String>,
     },
+}
+
+/// `N missing key(s) [...], N unexpected key(s) [...], N shape mismatch(es) [...]`, leaving out
+/// the empty parts.
+fn mismatch_summary(missing: &[String], unexpected: &[String], shapes: &[String]) -> String {
+    [
+        (missing, "missing key(s)"),
+        (unexpected, "unexpected key(s)"),
+        (shapes, "shape mismatch(es)"),
+    ]
+    .iter()
+    .filter(|(keys, _)| !keys.is_empty())
+    .map(|(keys, what)| format!("{} {what} {}", keys.len(), preview(keys)))
+    .collect::<Vec<_>>()
+    .join(", ")
 }
 
 fn preview(keys: &[String]) -> String {

@@ -1,16 +1,29 @@
-//! The `stad` command-line tool.
-//!
-//! Not built yet: the train / eval / predict / report / demo commands are the next step of
-//! the project. Until then the library's examples (`cargo run --release --example stfpm`,
-//! `ensemble`, `simple_student`, `teacher`) are the way to run stad.
+//! The `stad` command-line tool: `stad --help`.
 
+use std::error::Error;
 use std::process::ExitCode;
 
+use clap::Parser;
+
 fn main() -> ExitCode {
-    eprintln!(
-        "stad {}: the command-line tool is not built yet; run the examples instead, e.g.\n  \
-         cargo run --release --example stfpm -- [MVTEC_CATEGORY_DIR] [EPOCHS] [IMAGE_SIZE]",
-        env!("CARGO_PKG_VERSION")
-    );
-    ExitCode::from(2)
+    let cli = stad_cli::Cli::parse();
+    match stad_cli::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let message = e.to_string();
+            eprintln!("error: {message}");
+            let mut source = e.source();
+            while let Some(s) = source {
+                let text = s.to_string();
+                if !message.contains(&text) {
+                    eprintln!("  caused by: {text}");
+                }
+                source = s.source();
+            }
+            if let Some(hint) = e.hint() {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -99,4 +99,7 @@ pub use preprocess::{
 pub use sample::{Dataset, ImageSource, Label, MaskSource, Sample, SkipReason, SkippedFile};
 pub use scan::{IMAGE_EXTENSIONS, is_image_path};
 pub use split::{DEFAULT_HOLDOUT_FRACTION, SplitMix64, holdout_split, permutation, shuffle};
-pub use synthetic::{DefectKind, SyntheticConfig, SyntheticKind};
+pub use synthetic::{
+    DefectKind, SYNTHETIC_MARKER, SyntheticConfig, SyntheticKind, read_synthetic_marker,
+    write_mvtec_layout,
+};

@@ -18,12 +18,14 @@
 //! Every image is a pure function of `(seed, split, index)`, so the data set is identical on
 //! every run and platform, and generation runs in parallel.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use image::{GrayImage, Luma, Rgb, RgbImage};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::error::{DataError, Result};
 use crate::sample::{Dataset, ImageSource, Label, MaskSource, Sample};
 use crate::split::{SplitMix64, derive_seed};
 
@@ -190,6 +192,111 @@ pub fn generate(config: &SyntheticConfig) -> Dataset {
         test: test.into_iter().map(|(_, s)| s).collect(),
         skipped: Vec::new(),
     }
+}
+
+/// The file [`write_mvtec_layout`] writes last into a synthetic data set's folder: the
+/// configuration it was generated from, as JSON.
+pub const SYNTHETIC_MARKER: &str = "synthetic.json";
+
+/// Generates the data set and writes it to `root` in MVTec AD's layout
+/// (`train/good/000.png`, `test/<defect>/000.png`, `ground_truth/<defect>/000_mask.png`),
+/// then [`SYNTHETIC_MARKER`] (last, so a folder without it is an interrupted write). Files are
+/// written in parallel; existing files of the same names are replaced. Returns the data set
+/// as read back from disk with [`crate::open_category`].
+///
+/// # Errors
+/// [`DataError::Io`] when a folder or file cannot be written (the error names it).
+pub fn write_mvtec_layout(config: &SyntheticConfig, root: &Path) -> Result<Dataset> {
+    let data = generate(config);
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source: std::io::Error| DataError::Io { path, source }
+    };
+    let split_name = |sample: &Sample| -> (PathBuf, Option<PathBuf>) {
+        let ImageSource::Memory { name, .. } = &sample.image else {
+            unreachable!("generated samples live in memory")
+        };
+        // name = synthetic/<kind>/<split>/<defect>/<index>
+        let parts: Vec<&str> = name.rsplitn(4, '/').collect();
+        let (index, defect, split) = (parts[0], parts[1], parts[2]);
+        let image = root.join(split).join(defect).join(format!("{index}.png"));
+        let mask = (sample.label == Label::Anomalous).then(|| {
+            root.join("ground_truth")
+                .join(defect)
+                .join(format!("{index}_mask.png"))
+        });
+        (image, mask)
+    };
+    let jobs: Vec<(&Sample, PathBuf, Option<PathBuf>)> = data
+        .train
+        .iter()
+        .chain(&data.test)
+        .map(|s| {
+            let (image, mask) = split_name(s);
+            (s, image, mask)
+        })
+        .collect();
+    let mut dirs: Vec<&Path> = jobs
+        .iter()
+        .flat_map(|(_, i, m)| [i.parent(), m.as_deref().and_then(Path::parent)])
+        .flatten()
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    for dir in dirs {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+    let save = |image: &image::DynamicImage, path: &Path| {
+        image
+            .save_with_format(path, image::ImageFormat::Png)
+            .map_err(|e| DataError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::other(e),
+            })
+    };
+    jobs.par_iter()
+        .try_for_each(|(sample, image_path, mask_path)| {
+            let ImageSource::Memory { image, .. } = &sample.image else {
+                unreachable!("generated samples live in memory")
+            };
+            save(
+                &image::DynamicImage::ImageRgb8((**image).clone()),
+                image_path,
+            )?;
+            if let (Some(path), MaskSource::Memory(mask)) = (mask_path, &sample.mask) {
+                save(&image::DynamicImage::ImageLuma8((**mask).clone()), path)?;
+            }
+            Ok::<_, DataError>(())
+        })?;
+    let marker = root.join(SYNTHETIC_MARKER);
+    let json = serde_json::to_vec_pretty(config).map_err(|e| DataError::Io {
+        path: marker.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    std::fs::write(&marker, json).map_err(io(&marker))?;
+    crate::open_category(root, &crate::MvtecOptions::default())
+}
+
+/// The configuration a synthetic data set folder was written from ([`SYNTHETIC_MARKER`]),
+/// or `None` when the folder holds no marker.
+///
+/// # Errors
+/// [`DataError::Io`] when the marker exists but cannot be read or parsed.
+pub fn read_synthetic_marker(root: &Path) -> Result<Option<SyntheticConfig>> {
+    let marker = root.join(SYNTHETIC_MARKER);
+    if !marker.is_file() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&marker).map_err(|source| DataError::Io {
+        path: marker.clone(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| DataError::Io {
+            path: marker,
+            source: std::io::Error::other(e),
+        })
 }
 
 fn stream(seed: u64, split: u64, index: usize) -> u64 {
@@ -688,6 +795,47 @@ fn fbm(x: f32, y: f32, seed: u64, octaves: u32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn written_layout_reads_back_as_the_same_data_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("synthetic_object");
+        let config = SyntheticConfig::tiny(3, SyntheticKind::Object);
+        let on_disk = write_mvtec_layout(&config, &root).unwrap();
+        let in_memory = generate(&config);
+        assert_eq!(on_disk.train.len(), config.n_train);
+        assert_eq!(on_disk.test.len(), in_memory.test.len());
+        assert_eq!(read_synthetic_marker(&root).unwrap(), Some(config.clone()));
+        // Same pixels and masks, same labels and defect types (the disk order is by folder
+        // name, so samples are matched by `<defect>/<index>`).
+        for disk in &on_disk.test {
+            let path = disk.path().unwrap();
+            let key = format!(
+                "/{}/{}",
+                disk.defect,
+                path.file_stem().unwrap().to_string_lossy()
+            );
+            let mem = in_memory
+                .test
+                .iter()
+                .find(|m| m.name().ends_with(&key))
+                .unwrap();
+            assert_eq!(disk.label, mem.label);
+            assert_eq!(disk.defect, mem.defect);
+            let ImageSource::Memory { image, .. } = &mem.image else {
+                panic!("in memory")
+            };
+            let read = image::open(disk.path().unwrap()).unwrap().to_rgb8();
+            assert_eq!(&read, &**image);
+            if let MaskSource::Memory(mask) = &mem.mask {
+                let read = image::open(disk.mask_path().unwrap()).unwrap().to_luma8();
+                assert_eq!(&read, &**mask);
+            } else {
+                assert!(disk.mask_path().is_none());
+            }
+        }
+        assert_eq!(read_synthetic_marker(dir.path()).unwrap(), None);
+    }
 
     #[test]
     fn deterministic_and_seed_dependent() {

@@ -51,6 +51,8 @@ pub struct TestOutputs {
     pub labels: Vec<bool>,
     /// Defect types (`good` for nominal).
     pub defects: Vec<String>,
+    /// Image names (paths), in sample order.
+    pub names: Vec<String>,
     /// Maps of the images with masks, `[n, h, w]` flattened.
     pub maps: Vec<f32>,
     /// Their masks (0/1), same layout.
@@ -68,6 +70,19 @@ pub fn run_test_set<B: Backend>(
     batch_size: usize,
     device: &B::Device,
 ) -> Result<TestOutputs> {
+    run_test_set_observed(model, samples, batch_size, device, &mut |_, _| {})
+}
+
+/// [`run_test_set`], calling `on_batch(images_done, images_total)` after each batch
+/// (progress bars).
+pub fn run_test_set_observed<B: Backend>(
+    model: &StudentTeacher<B>,
+    samples: Vec<Sample>,
+    batch_size: usize,
+    device: &B::Device,
+    on_batch: &mut dyn FnMut(usize, usize),
+) -> Result<TestOutputs> {
+    let total = samples.len();
     let loader = BatchLoader::new(
         samples,
         model.config.preprocess(),
@@ -87,6 +102,7 @@ pub fn run_test_set<B: Backend>(
             labels,
             defects,
             has_mask,
+            names,
             ..
         } = batch;
         let n = labels.len();
@@ -100,6 +116,7 @@ pub fn run_test_set<B: Backend>(
                 .expect("f32"),
         );
         let maps: Vec<f32> = maps.into_data().convert::<f32>().to_vec().expect("f32");
+        out.names.extend(names);
         for i in 0..n {
             out.labels.push(labels[i] == Label::Anomalous);
             out.defects.push(defects[i].clone());
@@ -114,6 +131,7 @@ pub fn run_test_set<B: Backend>(
                 out.shape.0 += 1;
             }
         }
+        on_batch(out.scores.len(), total);
     }
     out.shape.1 = h;
     out.shape.2 = w;

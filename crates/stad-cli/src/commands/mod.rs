@@ -1,0 +1,7 @@
+//! One module per command.
+
+pub mod demo;
+pub mod eval;
+pub mod predict;
+pub mod report;
+pub mod train;

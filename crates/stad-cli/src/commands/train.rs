@@ -1,0 +1,297 @@
+//! `stad train`: train a method, calibrate its threshold on held-out nominal images, save the
+//! detector and `run.json`.
+
+use std::time::Instant;
+
+use burn::tensor::backend::AutodiffBackend;
+use stad::backbones::{BackboneConfig, MobileNetV2Config, ResNetArch, ResNetConfig};
+use stad::data::Sample;
+use stad::detector::DEFAULT_NOMINAL_QUANTILE;
+use stad::{Detector, MethodConfig, MethodKind, ModelConfig, RunDir, TeacherWeights, TrainConfig};
+
+use crate::args::{BackboneArg, MethodArg, TrainArgs};
+use crate::backend::{BackendJob, describe, run_on};
+use crate::data::DataSpec;
+use crate::error::{CliError, Result};
+use crate::progress::{Console, TrainProgress};
+use crate::run_dir::{RunInfo, RunPaths};
+
+/// The method of `arg`.
+pub fn method_kind(arg: MethodArg) -> MethodKind {
+    match arg {
+        MethodArg::Stfpm => MethodKind::Stfpm,
+        MethodArg::Ensemble => MethodKind::Ensemble,
+        MethodArg::Simple => MethodKind::SimpleStudent,
+    }
+}
+
+fn backbone(arg: BackboneArg, tf_padding: bool) -> Result<BackboneConfig> {
+    let resnet = |arch| {
+        if tf_padding {
+            return Err(CliError::Usage(
+                "--tf-padding applies to --backbone mobilenet_v2 only".into(),
+            ));
+        }
+        Ok(BackboneConfig::ResNet(ResNetConfig::new(arch)))
+    };
+    match arg {
+        BackboneArg::Resnet18 => resnet(ResNetArch::ResNet18),
+        BackboneArg::Resnet34 => resnet(ResNetArch::ResNet34),
+        BackboneArg::Resnet50 => resnet(ResNetArch::ResNet50),
+        BackboneArg::WideResnet50_2 => resnet(ResNetArch::WideResNet50_2),
+        BackboneArg::MobilenetV2 => Ok(BackboneConfig::MobileNetV2(
+            MobileNetV2Config::new().with_tf_padding(tf_padding),
+        )),
+    }
+}
+
+/// The model the arguments describe, and the teacher in words.
+///
+/// Without `--weights` the teacher is the embedded ImageNet MobileNetV2; `--random-teacher`
+/// (a control) and `--weights` default to ResNet18, the thesis' teacher.
+pub fn model_config(args: &TrainArgs) -> Result<(ModelConfig, String)> {
+    let kind = method_kind(args.method);
+    let mut method = MethodConfig::new(kind);
+    if let Some(n) = args.students {
+        if kind != MethodKind::Ensemble {
+            return Err(CliError::Usage(
+                "--students applies to --method ensemble only".into(),
+            ));
+        }
+        method = method.with_ensemble_size(n);
+    }
+    let (teacher, weights, described) = match (&args.weights, args.random_teacher) {
+        (Some(path), _) => {
+            let b = backbone(
+                args.backbone.unwrap_or(BackboneArg::Resnet18),
+                args.tf_padding,
+            )?;
+            let described = format!("{} (weights {})", b.name(), path.display());
+            (
+                b,
+                TeacherWeights::File(path.to_string_lossy().into_owned()),
+                described,
+            )
+        }
+        (None, true) => {
+            let b = backbone(
+                args.backbone.unwrap_or(BackboneArg::Resnet18),
+                args.tf_padding,
+            )?;
+            let described = format!(
+                "{} (RANDOM weights, seed {}: a control)",
+                b.name(),
+                args.seed
+            );
+            (b, TeacherWeights::Random(args.seed), described)
+        }
+        (None, false) => match args.backbone {
+            None | Some(BackboneArg::MobilenetV2) => (
+                BackboneConfig::mobilenet_v2_tf(),
+                TeacherWeights::Embedded,
+                "mobilenet_v2 (embedded ImageNet weights)".to_string(),
+            ),
+            Some(other) => {
+                return Err(CliError::Usage(format!(
+                    "no ImageNet weights are embedded for {}: pass --weights FILE (a torchvision \
+                     state dict of that network), or leave out --backbone to use the embedded \
+                     ImageNet MobileNetV2",
+                    backbone(other, false)?.name()
+                )));
+            }
+        },
+    };
+    let model = ModelConfig::new(teacher, weights, method).with_image_size(args.image_size);
+    model.validate()?;
+    Ok((model, described))
+}
+
+/// The hyper-parameters the arguments describe (SGD momentum 0.9 and weight decay 1e-4,
+/// 20 % of the nominal training images held out).
+pub fn train_config(args: &TrainArgs) -> Result<TrainConfig> {
+    let config = TrainConfig::new()
+        .with_epochs(args.epochs)
+        .with_batch_size(args.batch_size)
+        .with_learning_rate(args.lr)
+        .with_seed(args.seed);
+    config.validate()?;
+    Ok(config)
+}
+
+/// Runs `stad train`.
+pub fn run(args: &TrainArgs, console: Console) -> Result<RunInfo> {
+    crate::backend::check_available(args.device)?;
+    let (model, teacher) = model_config(args)?;
+    let config = train_config(args)?;
+    let paths = RunPaths::new(&args.out);
+    let run_dir = RunDir {
+        path: args.out.clone(),
+        resume: args.resume,
+    };
+    if run_dir.last().exists() && !args.resume {
+        return Err(CliError::Run {
+            path: args.out.clone(),
+            reason: "holds a run already: pass --resume to continue it, or choose another --out"
+                .into(),
+        });
+    }
+    if args.resume && !run_dir.last().exists() {
+        return Err(CliError::Run {
+            path: args.out.clone(),
+            reason: "nothing to resume (no last.ckpt): leave out --resume to start a new run"
+                .into(),
+        });
+    }
+    let spec = DataSpec::from_args(&args.data, None)?;
+    let data = spec.open(console)?;
+    let created = !args.out.exists();
+    std::fs::create_dir_all(&args.out).map_err(CliError::io(&args.out))?;
+
+    console.info(format!(
+        "data: {} from {} ({} training images)",
+        data.name,
+        spec.dir.display(),
+        data.train.len()
+    ));
+    console.info(format!(
+        "method: {}; teacher: {teacher}; input {}x{}; {} epochs, batch {}, lr {}; on {}",
+        model.method.kind.name(),
+        model.image_size,
+        model.image_size,
+        config.epochs,
+        config.batch_size,
+        config.learning_rate,
+        describe(args.device)
+    ));
+    if args.random_teacher {
+        console.warn(
+            "--random-teacher: the teacher has random weights. This is a control: its anomaly \
+             scores are meaningless (near chance on real data).",
+        );
+    }
+
+    let started = Instant::now();
+    let trained = run_on(
+        args.device,
+        TrainJob {
+            model: &model,
+            config: &config,
+            samples: data.train,
+            run_dir: &run_dir,
+            detector_path: paths.detector(),
+            console,
+        },
+    )
+    .inspect_err(|_| {
+        // A run that failed before its first checkpoint leaves no empty folder behind.
+        if created {
+            let _ = std::fs::remove_dir(&args.out);
+        }
+    })?;
+    let info = RunInfo {
+        stad_version: env!("CARGO_PKG_VERSION").into(),
+        method: model.method.kind.name().into(),
+        category: data.name,
+        data: spec,
+        teacher,
+        model,
+        train: config,
+        device: describe(args.device).into(),
+        n_fit: trained.n_fit,
+        n_holdout: trained.n_holdout,
+        best_epoch: trained.best_epoch,
+        history: trained.history,
+        train_seconds: started.elapsed().as_secs_f64(),
+        threshold: trained.threshold,
+        threshold_source: trained.threshold_source,
+    };
+    paths.save(&info)?;
+    console.info(format!(
+        "trained in {:.1} s; best epoch {} of {}; threshold {:.6} ({}); run in {}",
+        info.train_seconds,
+        info.best_epoch + 1,
+        info.train.epochs,
+        info.threshold,
+        threshold_words(info.threshold_source, info.n_holdout),
+        args.out.display()
+    ));
+    Ok(info)
+}
+
+/// How a threshold was chosen, in words.
+pub fn threshold_words(source: stad::ThresholdSource, n_holdout: usize) -> String {
+    match source {
+        stad::ThresholdSource::NominalQuantile(q) => format!(
+            "{:.0}th percentile of {n_holdout} held-out good images' scores",
+            q * 100.0
+        ),
+        stad::ThresholdSource::F1Optimal => "F1-optimal on labelled validation images".into(),
+        stad::ThresholdSource::Manual => "set by hand".into(),
+    }
+}
+
+struct TrainJob<'a> {
+    model: &'a ModelConfig,
+    config: &'a TrainConfig,
+    samples: Vec<Sample>,
+    run_dir: &'a RunDir,
+    detector_path: std::path::PathBuf,
+    console: Console,
+}
+
+struct Trained {
+    n_fit: usize,
+    n_holdout: usize,
+    best_epoch: usize,
+    history: Vec<stad::EpochSummary>,
+    threshold: f64,
+    threshold_source: stad::ThresholdSource,
+}
+
+impl BackendJob for TrainJob<'_> {
+    type Output = Trained;
+
+    fn run<A: AutodiffBackend>(self, device: A::Device) -> Result<Trained> {
+        let n_train = self.samples.len();
+        let all = self.samples.clone();
+        let mut progress =
+            TrainProgress::new(self.console, self.config.epochs, self.config.batch_size);
+        let outcome = stad::train::<A>(
+            self.model,
+            self.config,
+            self.samples,
+            Some(self.run_dir),
+            &device,
+            &mut progress,
+        );
+        progress.finish();
+        let outcome = outcome?;
+        let n_holdout = outcome.holdout.len();
+        // The threshold: a quantile of the held-out good images' scores (no labelled defects
+        // are needed, and the test set is never touched).
+        let calibration = if outcome.holdout.is_empty() {
+            self.console.warn(
+                "no training image could be held out (a single image?): the threshold is \
+                 calibrated on the training image itself and will be too low",
+            );
+            all
+        } else {
+            outcome.holdout.clone()
+        };
+        let detector = Detector::calibrate_nominal(
+            outcome.model,
+            calibration,
+            DEFAULT_NOMINAL_QUANTILE,
+            &device,
+        )?;
+        detector.save(&self.detector_path)?;
+        Ok(Trained {
+            n_fit: n_train - n_holdout,
+            n_holdout,
+            best_epoch: outcome.best_epoch,
+            history: outcome.history,
+            threshold: detector.threshold,
+            threshold_source: detector.threshold_source,
+        })
+    }
+}
