@@ -94,9 +94,6 @@ impl TrainProgress {
 
 impl TrainObserver for TrainProgress {
     fn on_batch(&mut self, epoch: usize, batch: usize, batches: usize, loss: f32) {
-        if batch == 0 {
-            self.epoch_started = Instant::now();
-        }
         let done = epoch * batches + batch + 1;
         if !self.positioned {
             self.bar.set_length((self.epochs * batches) as u64);
@@ -118,6 +115,8 @@ impl TrainObserver for TrainProgress {
     }
 
     fn on_epoch(&mut self, s: &EpochSummary) {
+        // The next epoch's first batch starts now (after the hold-out scoring).
+        self.epoch_started = Instant::now();
         self.console.line(
             &self.bar,
             format!(

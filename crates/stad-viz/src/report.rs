@@ -1,6 +1,6 @@
 //! The results report: `report.md` with every table, and the plots it embeds.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -114,12 +114,7 @@ pub fn write_report(records: &[EvalRecord], out_dir: &Path) -> Result<ReportFile
     }
     std::fs::create_dir_all(out_dir).map_err(io_err(out_dir))?;
     let latest = latest_records(records);
-    let categories: Vec<&str> = latest
-        .iter()
-        .map(|r| r.category.as_str())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let categories = crate::tables::categories(&latest);
     let methods = method_order(records);
 
     let mut names = UniqueNames::default();

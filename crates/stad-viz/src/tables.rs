@@ -107,6 +107,16 @@ pub fn latest_records(records: &[EvalRecord]) -> Vec<&EvalRecord> {
     latest.into_values().collect()
 }
 
+/// The distinct categories of `records`, sorted.
+pub(crate) fn categories<'a>(records: &[&'a EvalRecord]) -> Vec<&'a str> {
+    records
+        .iter()
+        .map(|r| r.category.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
 /// Escapes the characters that would break a Markdown table cell (`|`, `\\`) or start
 /// emphasis, code, links or HTML. An underscore between two letters or digits (`metal_nut`)
 /// cannot start emphasis and is left as it is.
@@ -195,12 +205,7 @@ fn render_table(corner: &str, headings: &[String], rows: &[(String, Vec<String>)
 pub fn metric_table(records: &[EvalRecord], metric: Metric) -> String {
     let methods = method_order(records);
     let latest = latest_records(records);
-    let categories: Vec<&str> = latest
-        .iter()
-        .map(|r| r.category.as_str())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let categories = categories(&latest);
     let value = |category: &str, method: &str| {
         latest
             .iter()
