@@ -101,7 +101,9 @@ fn data_hint(e: &DataError) -> Option<String> {
             Some("every mask must have its image's width and height".into())
         }
         DataError::MissingMask { .. } | DataError::OrphanMask { .. } => Some(
-            "masks are named <image stem>_mask.<ext> in ground_truth/<defect> (MVTec AD)".into(),
+            "MVTec AD masks are ground_truth/<defect>/<image stem>_mask.<ext>; with --format \
+             folder, pass --masks DIR holding <image stem>.<ext> for every anomalous image"
+                .into(),
         ),
         DataError::Decode { .. } | DataError::UnsupportedFormat { .. } => {
             Some("replace or remove the file: stad reads PNG, JPEG, BMP and TIFF images".into())

@@ -51,7 +51,9 @@ impl Console {
     /// A line printed above `bar` when it draws, else on stderr (nothing with `--quiet`).
     pub fn line(&self, bar: &ProgressBar, message: String) {
         if self.quiet {
-        } else if bar.is_hidden() {
+            return;
+        }
+        if bar.is_hidden() {
             eprintln!("{message}");
         } else {
             bar.println(message);
