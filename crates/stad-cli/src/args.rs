@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
 
 /// Student–teacher anomaly detection: train on defect-free images, then score every pixel of
 /// new ones.
@@ -50,7 +51,8 @@ pub enum MethodArg {
 }
 
 /// How the data folder is laid out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum FormatArg {
     /// One MVTec AD category: train/good, test/DEFECT, ground_truth/DEFECT.
     Mvtec,
@@ -89,16 +91,18 @@ pub enum DeviceArg {
 }
 
 /// The synthetic scene.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SyntheticKindArg {
     /// A bottle mouth seen from above.
+    #[default]
     Object,
     /// A wood surface.
     Texture,
 }
 
 /// Where the images come from.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct DataArgs {
     /// The data folder (an MVTec AD category such as mvtec_ad/bottle, see --format).
     #[arg(long, value_name = "DIR")]

@@ -17,18 +17,18 @@ use crate::progress::Console;
 pub struct DataSpec {
     /// The folder.
     pub dir: PathBuf,
-    /// `mvtec`, `folder` or `synthetic`.
-    pub format: String,
+    /// Its layout.
+    pub format: FormatArg,
     /// Folder format: anomalous images.
     pub abnormal: Option<PathBuf>,
     /// Folder format: their masks.
     pub masks: Option<PathBuf>,
-    /// Synthetic format: `object` or `texture`.
-    pub synthetic_kind: Option<String>,
+    /// Synthetic format: the scene.
+    pub synthetic_kind: Option<SyntheticKindArg>,
 }
 
 impl DataSpec {
-    /// The spec given by `args`, or `fallback` (a run's data) for what they leave out.
+    /// The spec given by `args`, or `fallback` (a run's data) when they name no folder.
     pub fn from_args(args: &DataArgs, fallback: Option<&DataSpec>) -> Result<Self> {
         let Some(dir) = args.data.clone() else {
             return fallback
@@ -43,21 +43,10 @@ impl DataSpec {
         }
         Ok(Self {
             dir,
-            format: match format {
-                FormatArg::Mvtec => "mvtec",
-                FormatArg::Folder => "folder",
-                FormatArg::Synthetic => "synthetic",
-            }
-            .into(),
+            format,
             abnormal: args.abnormal.clone(),
             masks: args.masks.clone(),
-            synthetic_kind: (format == FormatArg::Synthetic).then(|| {
-                match args.synthetic_kind {
-                    SyntheticKindArg::Object => "object",
-                    SyntheticKindArg::Texture => "texture",
-                }
-                .into()
-            }),
+            synthetic_kind: (format == FormatArg::Synthetic).then_some(args.synthetic_kind),
         })
     }
 
@@ -67,9 +56,9 @@ impl DataSpec {
     /// 256×256, 60 train, 20 good and 5 per defect test images) is written there first in
     /// MVTec AD's layout; a folder written earlier is read back as it is.
     pub fn open(&self, console: Console) -> Result<Dataset> {
-        match self.format.as_str() {
-            "mvtec" => Ok(Dataset::mvtec(&self.dir, &MvtecOptions::default())?),
-            "folder" => {
+        match self.format {
+            FormatArg::Mvtec => Ok(Dataset::mvtec(&self.dir, &MvtecOptions::default())?),
+            FormatArg::Folder => {
                 let mut options = FolderOptions::new(&self.dir);
                 if let Some(a) = &self.abnormal {
                     options = options.abnormal(a);
@@ -79,10 +68,10 @@ impl DataSpec {
                 }
                 Ok(Dataset::folder(&options)?)
             }
-            "synthetic" => {
-                let kind = match self.synthetic_kind.as_deref() {
-                    Some("texture") => SyntheticKind::Texture,
-                    _ => SyntheticKind::Object,
+            FormatArg::Synthetic => {
+                let kind = match self.synthetic_kind.unwrap_or_default() {
+                    SyntheticKindArg::Object => SyntheticKind::Object,
+                    SyntheticKindArg::Texture => SyntheticKind::Texture,
                 };
                 let config = SyntheticConfig {
                     kind,
@@ -90,7 +79,6 @@ impl DataSpec {
                 };
                 open_synthetic(&self.dir, &config, console)
             }
-            other => Err(CliError::Usage(format!("unknown data format `{other}`"))),
         }
     }
 }

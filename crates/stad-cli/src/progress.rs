@@ -48,6 +48,16 @@ impl Console {
         bar
     }
 
+    /// A bar over `len` images, labelled `prefix`.
+    pub fn image_bar(&self, len: usize, prefix: &'static str) -> ProgressBar {
+        let bar = self.bar(
+            len as u64,
+            "{prefix} [{bar:30}] {pos}/{len} images (ETA {eta})",
+        );
+        bar.set_prefix(prefix);
+        bar
+    }
+
     /// A line printed above `bar` when it draws, else on stderr (nothing with `--quiet`).
     pub fn line(&self, bar: &ProgressBar, message: String) {
         if self.quiet {

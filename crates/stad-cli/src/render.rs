@@ -134,31 +134,17 @@ pub fn ground_truth(sample: &Sample, (width, height): (u32, u32)) -> Result<Opti
         .then(|| binary.iter().map(|&v| v > 0).collect()))
 }
 
-/// Overlay (and mask) images of one prediction at the original size.
+/// The overlay and the predicted mask (`map ≥ threshold`) of one image, from its anomaly
+/// `map` at the image's original size.
 pub fn render_prediction(
-    prediction: &Prediction,
+    map: &[f32],
     original: &RgbImage,
     threshold: f64,
     ground_truth: Option<&[bool]>,
 ) -> Result<(RgbImage, Vec<bool>)> {
     let (width, height) = original.dimensions();
-    let map = match &prediction.original_map {
-        Some((map, _)) => map.clone(),
-        // Without an original-size map, resize the model-size map's pixels by nearest
-        // neighbour (not reached by the commands, which always ask for original-size maps).
-        None => {
-            let (mw, mh) = prediction.map_size;
-            (0..height as usize)
-                .flat_map(|y| {
-                    let sy = y * mh / height as usize;
-                    (0..width as usize).map(move |x| (sy, x * mw / width as usize))
-                })
-                .map(|(sy, sx)| prediction.map[sy * mw + sx])
-                .collect()
-        }
-    };
     let mask: Vec<bool> = map.iter().map(|&v| f64::from(v) >= threshold).collect();
-    let mut overlay = stad_viz::heatmap_overlay(original, &map, threshold, OVERLAY_ALPHA)?;
+    let mut overlay = stad_viz::heatmap_overlay(original, map, threshold, OVERLAY_ALPHA)?;
     let thickness = (width.min(height) / 300).max(1);
     if let Some(gt) = ground_truth {
         stad_viz::draw_outline(&mut overlay, gt, GROUND_TRUTH_COLOR, thickness)?;
@@ -195,8 +181,12 @@ pub fn score_and_render<B: Backend>(
                 } else {
                     None
                 };
+                let (map, _) = prediction
+                    .original_map
+                    .as_ref()
+                    .expect("predict(…, true) returns original-size maps");
                 let (overlay, mask) =
-                    render_prediction(prediction, &original, detector.threshold, gt.as_deref())?;
+                    render_prediction(map, &original, detector.threshold, gt.as_deref())?;
                 let overlay_path = out_dir.join(format!("{stem}_overlay.png"));
                 stad_viz::save_png_atomic(&DynamicImage::ImageRgb8(overlay), &overlay_path)?;
                 let mask_path = if write_masks {

@@ -137,54 +137,36 @@ impl SyntheticConfig {
 /// does not change the others.
 pub fn generate(config: &SyntheticConfig) -> Dataset {
     let kind = config.kind;
-    let size = config.size.max(8);
-    let mut jobs: Vec<(u64, Option<DefectKind>, String, bool)> = Vec::new();
-    for i in 0..config.n_train {
-        let name = format!("synthetic/{}/train/good/{i:03}", kind.name());
-        jobs.push((stream(config.seed, 0, i), None, name, true));
-    }
-    for i in 0..config.n_test_good {
-        let name = format!("synthetic/{}/test/good/{i:03}", kind.name());
-        jobs.push((stream(config.seed, 1, i), None, name, false));
-    }
-    for (d, &defect) in config.defects.iter().enumerate() {
-        for i in 0..config.n_test_per_defect {
-            let name = format!("synthetic/{}/test/{}/{i:03}", kind.name(), defect.name());
-            jobs.push((
-                stream(config.seed, 2 + d as u64, i),
-                Some(defect),
-                name,
-                false,
-            ));
-        }
-    }
-    let samples: Vec<(bool, Sample)> = jobs
-        .into_par_iter()
-        .map(|(seed, defect, name, is_train)| {
-            let (image, mask) = render(kind, size, seed, defect);
+    let (train, test): (Vec<_>, Vec<_>) = render_all(config)
+        .into_iter()
+        .map(|r| {
+            let defect = r.defect_name();
+            let name = format!(
+                "synthetic/{}/{}/{defect}/{:03}",
+                kind.name(),
+                r.split,
+                r.index
+            );
+            let is_train = r.split == "train";
             let sample = Sample {
                 image: ImageSource::Memory {
                     name,
-                    image: Arc::new(image),
+                    image: Arc::new(r.image),
                 },
-                label: if defect.is_some() {
+                label: if r.defect.is_some() {
                     Label::Anomalous
                 } else {
                     Label::Nominal
                 },
-                defect: defect
-                    .map_or(crate::NOMINAL_DEFECT, DefectKind::name)
-                    .to_string(),
-                mask: if defect.is_some() {
-                    MaskSource::Memory(Arc::new(mask))
-                } else {
-                    MaskSource::Zero
+                defect: defect.to_string(),
+                mask: match r.defect {
+                    Some(_) => MaskSource::Memory(Arc::new(r.mask)),
+                    None => MaskSource::Zero,
                 },
             };
             (is_train, sample)
         })
-        .collect();
-    let (train, test): (Vec<_>, Vec<_>) = samples.into_iter().partition(|(t, _)| *t);
+        .partition(|(t, _)| *t);
     Dataset {
         name: format!("synthetic-{}", kind.name()),
         root: None,
@@ -192,6 +174,55 @@ pub fn generate(config: &SyntheticConfig) -> Dataset {
         test: test.into_iter().map(|(_, s)| s).collect(),
         skipped: Vec::new(),
     }
+}
+
+/// One generated image: where it belongs, its pixels and its mask.
+struct RenderedImage {
+    split: &'static str,
+    defect: Option<DefectKind>,
+    index: usize,
+    image: RgbImage,
+    mask: GrayImage,
+}
+
+impl RenderedImage {
+    fn defect_name(&self) -> &'static str {
+        self.defect.map_or(crate::NOMINAL_DEFECT, DefectKind::name)
+    }
+}
+
+/// Renders every image of the data set (in parallel), train first, then the test set.
+fn render_all(config: &SyntheticConfig) -> Vec<RenderedImage> {
+    let size = config.size.max(8);
+    let mut jobs: Vec<(&'static str, u64, Option<DefectKind>, usize)> = Vec::new();
+    for i in 0..config.n_train {
+        jobs.push(("train", stream(config.seed, 0, i), None, i));
+    }
+    for i in 0..config.n_test_good {
+        jobs.push(("test", stream(config.seed, 1, i), None, i));
+    }
+    for (d, &defect) in config.defects.iter().enumerate() {
+        for i in 0..config.n_test_per_defect {
+            jobs.push((
+                "test",
+                stream(config.seed, 2 + d as u64, i),
+                Some(defect),
+                i,
+            ));
+        }
+    }
+    jobs.into_par_iter()
+        .map(|(split, seed, defect, index)| {
+            let (image, mask) = render(config.kind, size, seed, defect);
+            RenderedImage {
+                split,
+                defect,
+                index,
+                image,
+                mask,
+            }
+        })
+        .collect()
 }
 
 /// The file [`write_mvtec_layout`] writes last into a synthetic data set's folder: the
@@ -207,67 +238,55 @@ pub const SYNTHETIC_MARKER: &str = "synthetic.json";
 /// # Errors
 /// [`DataError::Io`] when a folder or file cannot be written (the error names it).
 pub fn write_mvtec_layout(config: &SyntheticConfig, root: &Path) -> Result<Dataset> {
-    let data = generate(config);
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source: std::io::Error| DataError::Io { path, source }
     };
-    let split_name = |sample: &Sample| -> (PathBuf, Option<PathBuf>) {
-        let ImageSource::Memory { name, .. } = &sample.image else {
-            unreachable!("generated samples live in memory")
-        };
-        // name = synthetic/<kind>/<split>/<defect>/<index>
-        let parts: Vec<&str> = name.rsplitn(4, '/').collect();
-        let (index, defect, split) = (parts[0], parts[1], parts[2]);
-        let image = root.join(split).join(defect).join(format!("{index}.png"));
-        let mask = (sample.label == Label::Anomalous).then(|| {
-            root.join("ground_truth")
-                .join(defect)
-                .join(format!("{index}_mask.png"))
-        });
-        (image, mask)
+    let images = render_all(config);
+    let image_path = |r: &RenderedImage| {
+        root.join(r.split)
+            .join(r.defect_name())
+            .join(format!("{:03}.png", r.index))
     };
-    let jobs: Vec<(&Sample, PathBuf, Option<PathBuf>)> = data
-        .train
+    let mask_path = |r: &RenderedImage| {
+        root.join("ground_truth")
+            .join(r.defect_name())
+            .join(format!("{:03}_mask.png", r.index))
+    };
+    let mut dirs: Vec<PathBuf> = images
         .iter()
-        .chain(&data.test)
-        .map(|s| {
-            let (image, mask) = split_name(s);
-            (s, image, mask)
+        .flat_map(|r| {
+            let mask_dir = r
+                .defect
+                .map(|_| root.join("ground_truth").join(r.defect_name()));
+            [image_path(r).parent().map(Path::to_path_buf), mask_dir]
         })
-        .collect();
-    let mut dirs: Vec<&Path> = jobs
-        .iter()
-        .flat_map(|(_, i, m)| [i.parent(), m.as_deref().and_then(Path::parent)])
         .flatten()
         .collect();
     dirs.sort();
     dirs.dedup();
-    for dir in dirs {
+    for dir in &dirs {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
-    let save = |image: &image::DynamicImage, path: &Path| {
-        image
-            .save_with_format(path, image::ImageFormat::Png)
-            .map_err(|e| DataError::Io {
-                path: path.to_path_buf(),
-                source: std::io::Error::other(e),
-            })
+    let png_error = |path: PathBuf| {
+        move |e: image::ImageError| DataError::Io {
+            path,
+            source: std::io::Error::other(e),
+        }
     };
-    jobs.par_iter()
-        .try_for_each(|(sample, image_path, mask_path)| {
-            let ImageSource::Memory { image, .. } = &sample.image else {
-                unreachable!("generated samples live in memory")
-            };
-            save(
-                &image::DynamicImage::ImageRgb8((**image).clone()),
-                image_path,
-            )?;
-            if let (Some(path), MaskSource::Memory(mask)) = (mask_path, &sample.mask) {
-                save(&image::DynamicImage::ImageLuma8((**mask).clone()), path)?;
-            }
-            Ok::<_, DataError>(())
-        })?;
+    images.par_iter().try_for_each(|r| {
+        let path = image_path(r);
+        r.image
+            .save_with_format(&path, image::ImageFormat::Png)
+            .map_err(png_error(path))?;
+        if r.defect.is_some() {
+            let path = mask_path(r);
+            r.mask
+                .save_with_format(&path, image::ImageFormat::Png)
+                .map_err(png_error(path))?;
+        }
+        Ok::<_, DataError>(())
+    })?;
     let marker = root.join(SYNTHETIC_MARKER);
     let json = serde_json::to_vec_pretty(config).map_err(|e| DataError::Io {
         path: marker.clone(),

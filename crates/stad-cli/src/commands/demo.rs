@@ -17,8 +17,7 @@ use std::path::{Path, PathBuf};
 use stad::data::{DefectKind, SyntheticConfig, SyntheticKind, read_synthetic_marker};
 
 use crate::args::{
-    DataArgs, DemoArgs, EvalArgs, FormatArg, MethodArg, PredictArgs, ReportArgs, SyntheticKindArg,
-    TrainArgs,
+    DataArgs, DemoArgs, EvalArgs, FormatArg, MethodArg, PredictArgs, ReportArgs, TrainArgs,
 };
 use crate::data::open_synthetic;
 use crate::error::{CliError, Result};
@@ -88,9 +87,7 @@ pub fn run(args: &DemoArgs, console: Console) -> Result<DemoOutputs> {
                 data: DataArgs {
                     data: Some(data_dir.clone()),
                     format: Some(FormatArg::Mvtec),
-                    abnormal: None,
-                    masks: None,
-                    synthetic_kind: SyntheticKindArg::Object,
+                    ..DataArgs::default()
                 },
                 backbone: None,
                 tf_padding: false,
@@ -113,13 +110,8 @@ pub fn run(args: &DemoArgs, console: Console) -> Result<DemoOutputs> {
         let record = crate::commands::eval::run(
             &EvalArgs {
                 run: run_dir.clone(),
-                data: DataArgs {
-                    data: None,
-                    format: None,
-                    abnormal: None,
-                    masks: None,
-                    synthetic_kind: SyntheticKindArg::Object,
-                },
+                // The run's own data.
+                data: DataArgs::default(),
                 json: json.clone(),
                 heatmaps: None,
                 batch_size: 16,

@@ -86,11 +86,7 @@ impl BackendJob for EvalJob<'_> {
 
     fn run<A: AutodiffBackend>(self, device: A::Device) -> Result<EvalRecord> {
         let detector = Detector::<A::InnerBackend>::load(&self.detector, &device)?;
-        let bar = self.console.bar(
-            self.test.len() as u64,
-            "{prefix} [{bar:30}] {pos}/{len} images (ETA {eta})",
-        );
-        bar.set_prefix("eval");
+        let bar = self.console.image_bar(self.test.len(), "eval");
         let outputs = run_test_set_observed(
             &detector.model,
             self.test.clone(),
@@ -141,11 +137,7 @@ impl BackendJob for EvalJob<'_> {
         if let Some(dir) = &self.heatmaps {
             let names: Vec<String> = self.test.iter().map(Sample::name).collect();
             let stems = unique_stems(&names);
-            let bar = self.console.bar(
-                self.test.len() as u64,
-                "{prefix} [{bar:30}] {pos}/{len} images (ETA {eta})",
-            );
-            bar.set_prefix("heat-maps");
+            let bar = self.console.image_bar(self.test.len(), "heat-maps");
             let result = score_and_render(
                 &detector,
                 &self.test,

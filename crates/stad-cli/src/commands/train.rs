@@ -253,7 +253,8 @@ impl BackendJob for TrainJob<'_> {
 
     fn run<A: AutodiffBackend>(self, device: A::Device) -> Result<Trained> {
         let n_train = self.samples.len();
-        let all = self.samples.clone();
+        // Nothing is held out of a single image (`holdout_count`): it then calibrates itself.
+        let single = (n_train == 1).then(|| self.samples.clone());
         let mut progress =
             TrainProgress::new(self.console, self.config.epochs, self.config.batch_size);
         let outcome = stad::train::<A>(
@@ -269,14 +270,15 @@ impl BackendJob for TrainJob<'_> {
         let n_holdout = outcome.holdout.len();
         // The threshold: a quantile of the held-out good images' scores (no labelled defects
         // are needed, and the test set is never touched).
-        let calibration = if outcome.holdout.is_empty() {
-            self.console.warn(
-                "no training image could be held out (a single image?): the threshold is \
-                 calibrated on the training image itself and will be too low",
-            );
-            all
-        } else {
-            outcome.holdout.clone()
+        let calibration = match single {
+            Some(image) => {
+                self.console.warn(
+                    "a single training image cannot be held out: the threshold is calibrated \
+                     on that image itself and will be too low",
+                );
+                image
+            }
+            None => outcome.holdout,
         };
         let detector = Detector::calibrate_nominal(
             outcome.model,
