@@ -5,6 +5,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
+use stad_kernels::conv2d;
 
 /// `y = x·scale_c + shift_c` per channel for `x: [B, C, H, W]`, `scale, shift: [C]`.
 ///
@@ -16,6 +17,10 @@ pub fn channel_affine<B: Backend>(
     scale: Tensor<B, 1>,
     shift: Tensor<B, 1>,
 ) -> Tensor<B, 4> {
+    let (x, scale, shift) = match stad_kernels::channel_affine(x, scale, shift) {
+        Ok(y) => return y,
+        Err(operands) => operands,
+    };
     let [b, c, h, w] = x.dims();
     let per_row = |v: Tensor<B, 1>| v.reshape([1, c]).repeat_dim(0, b).reshape([b * c, 1]);
     (x.reshape([b * c, h * w]) * per_row(scale) + per_row(shift)).reshape([b, c, h, w])
@@ -41,18 +46,28 @@ pub fn batch_norm<B: Backend>(bn: &BatchNorm<B>, x: Tensor<B, 4>) -> Tensor<B, 4
     }
     let [b, c, h, w] = x.dims();
     let n = (b * h * w) as f64;
+    let m = bn.momentum;
+    let unbiased = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
+    let update_running = |mean: Tensor<B, 1>, var: Tensor<B, 1>| {
+        let running_mean = bn.running_mean.value_sync().mul_scalar(1.0 - m) + mean.mul_scalar(m);
+        let running_var =
+            bn.running_var.value_sync().mul_scalar(1.0 - m) + var.mul_scalar(m * unbiased);
+        bn.running_mean.update(running_mean.detach());
+        bn.running_var.update(running_var.detach());
+    };
+    // One fused pass forward and backward on flex (see `stad_kernels::norm`).
+    let (x, gamma, beta) = match stad_kernels::batch_norm_train(x, gamma, beta, bn.epsilon) {
+        Ok((y, mean, var)) => {
+            update_running(mean, var);
+            return y;
+        }
+        Err(operands) => operands,
+    };
     let channel_mean = |t: Tensor<B, 4>| t.mean_dim(0).mean_dim(2).mean_dim(3).reshape([c]);
     let mean = channel_mean(x.clone());
     let centered = channel_affine(x, Tensor::ones([c], &device), mean.clone().neg());
     let var = channel_mean(centered.clone().square());
-    let m = bn.momentum;
-    let unbiased = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
-    let running_mean =
-        bn.running_mean.value_sync().mul_scalar(1.0 - m) + mean.detach().mul_scalar(m);
-    let running_var = bn.running_var.value_sync().mul_scalar(1.0 - m)
-        + var.clone().detach().mul_scalar(m * unbiased);
-    bn.running_mean.update(running_mean.detach());
-    bn.running_var.update(running_var.detach());
+    update_running(mean.detach(), var.clone().detach());
     let scale = gamma * var.add_scalar(bn.epsilon).sqrt().recip();
     channel_affine(centered, scale, beta)
 }
@@ -117,7 +132,7 @@ impl ConvBnConfig {
 impl<B: Backend> ConvBn<B> {
     /// `bn(conv(x))`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        batch_norm(&self.bn, self.conv.forward(x))
+        batch_norm(&self.bn, conv2d(&self.conv, x))
     }
 
     /// `relu(bn(conv(x)))`.
@@ -129,6 +144,18 @@ impl<B: Backend> ConvBn<B> {
     pub fn forward_relu6(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         self.forward(x).clamp(0.0, 6.0)
     }
+}
+
+#[cfg(test)]
+/// Deterministic conv weights for the tests (`w[i] = cos(0.7 i) / 4`).
+fn model_seeded<B: Backend>(mut block: ConvBn<B>) -> ConvBn<B> {
+    block.conv.weight = block.conv.weight.map(|w| {
+        let dims = w.dims();
+        let n: usize = dims.iter().product();
+        let v: Vec<f32> = (0..n).map(|i| (i as f32 * 0.7).cos() * 0.25).collect();
+        Tensor::from_data(TensorData::new(v, dims), &w.device()).require_grad()
+    });
+    block
 }
 
 #[cfg(test)]
@@ -147,6 +174,96 @@ mod tests {
             .map(|_| Tensor::from_floats(gamma, device).require_grad());
         bn.beta = bn.beta.map(|_| Tensor::from_floats(beta, device));
         bn
+    }
+
+    /// The fused training-mode kernel on flex against the generic formulation on ndarray:
+    /// outputs and the gradients of the input, γ and β.
+    #[test]
+    fn training_gradients_equal_the_generic_formulation() {
+        fn run<Bk: burn::tensor::backend::AutodiffBackend>(
+            x: &[f32],
+            r: &[f32],
+            dims: [usize; 4],
+        ) -> Vec<Vec<f32>> {
+            let device = Default::default();
+            let bn = random_bn::<Bk>(&device);
+            let x = Tensor::<Bk, 4>::from_data(TensorData::new(x.to_vec(), dims), &device)
+                .require_grad();
+            let r = Tensor::<Bk, 4>::from_data(TensorData::new(r.to_vec(), dims), &device);
+            let y = batch_norm(&bn, x.clone());
+            let grads = (y.clone() * r).sum().backward();
+            let v = |t: Tensor<Bk::InnerBackend, 4>| t.into_data().to_vec::<f32>().unwrap();
+            let v1 = |t: Tensor<Bk::InnerBackend, 1>| t.into_data().to_vec::<f32>().unwrap();
+            vec![
+                v(y.inner()),
+                v(x.grad(&grads).unwrap()),
+                v1(bn.gamma.grad(&grads).unwrap()),
+                v1(bn.running_var.value_sync().inner()),
+            ]
+        }
+        let dims = [4, 5, 9, 7];
+        let n = dims.iter().product::<usize>();
+        let wave = |k: f32| {
+            (0..n)
+                .map(|i| ((i as f32 * k).sin() * 3.0 + 1.5))
+                .collect::<Vec<_>>()
+        };
+        let (x, r) = (wave(0.37), wave(1.91));
+        let fast = run::<Autodiff<Flex>>(&x, &r, dims);
+        let generic = run::<Autodiff<burn::backend::NdArray>>(&x, &r, dims);
+        for (k, (a, b)) in fast.iter().zip(&generic).enumerate() {
+            let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+            for (u, v) in a.iter().zip(b) {
+                assert!(
+                    (u - v).abs() <= 1e-5 * scale,
+                    "output {k}: {u} vs {v} (scale {scale})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn conv_bn_gradients_equal_the_generic_path() {
+        fn run<Bk: burn::tensor::backend::AutodiffBackend>(
+            x: &[f32],
+            dims: [usize; 4],
+        ) -> Vec<Vec<f32>> {
+            let device = Default::default();
+            let block = super::model_seeded(ConvBnConfig::new(dims[1], 8, 3).init::<Bk>(&device));
+            let x = Tensor::<Bk, 4>::from_data(TensorData::new(x.to_vec(), dims), &device)
+                .require_grad();
+            let y = block.forward_relu(x.clone());
+            let r = y.clone().detach().sin();
+            let grads = (y * r).sum().backward();
+            vec![
+                x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap(),
+                block
+                    .conv
+                    .weight
+                    .grad(&grads)
+                    .unwrap()
+                    .into_data()
+                    .to_vec::<f32>()
+                    .unwrap(),
+            ]
+        }
+        let dims = [2, 4, 12, 12];
+        let n = dims.iter().product::<usize>();
+        let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+        let fast = run::<Autodiff<Flex>>(&x, dims);
+        let generic = run::<Autodiff<burn::backend::NdArray>>(&x, dims);
+        for (k, (a, b)) in fast.iter().zip(&generic).enumerate() {
+            let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+            let d = a
+                .iter()
+                .zip(b)
+                .map(|(u, v)| (u - v).abs())
+                .fold(0.0f32, f32::max);
+            assert!(
+                d <= 1e-5 * scale,
+                "output {k}: max diff {d} (scale {scale})"
+            );
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
+use stad_kernels::conv2d;
 
 use crate::error::{BackboneError, Result};
 use crate::layers::{ConvBn, ConvBnConfig, batch_norm, kaiming_fan_out};
@@ -189,10 +190,10 @@ impl<B: Backend> ResidualBlock<B> {
             Some(ds) => ds.forward(x.clone()),
             None => x.clone(),
         };
-        let mut y = relu(batch_norm(&self.bn1, self.conv1.forward(x)));
-        y = batch_norm(&self.bn2, self.conv2.forward(y));
+        let mut y = relu(batch_norm(&self.bn1, conv2d(&self.conv1, x)));
+        y = batch_norm(&self.bn2, conv2d(&self.conv2, y));
         if let (Some(conv3), Some(bn3)) = (&self.conv3, &self.bn3) {
-            y = batch_norm(bn3, conv3.forward(relu(y)));
+            y = batch_norm(bn3, conv2d(conv3, relu(y)));
         }
         relu(y + identity)
     }
@@ -335,7 +336,7 @@ impl<B: Backend> ResNet<B> {
     /// `maxpool(relu(bn1(conv1(x))))`.
     fn stem(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         self.maxpool
-            .forward(relu(batch_norm(&self.bn1, self.conv1.forward(x))))
+            .forward(relu(batch_norm(&self.bn1, conv2d(&self.conv1, x))))
     }
 
     fn stages(&self) -> [&Vec<ResidualBlock<B>>; 4] {

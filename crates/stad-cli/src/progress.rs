@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use stad::{EpochSummary, TrainObserver};
+use stad::{EpochSummary, TeacherCacheStatus, TrainObserver};
 
 /// Where status output goes.
 #[derive(Debug, Clone, Copy)]
@@ -124,6 +124,27 @@ impl TrainObserver for TrainProgress {
             batch + 1,
             batches
         ));
+    }
+
+    fn on_teacher_cache(&mut self, status: &TeacherCacheStatus) {
+        let mib = |bytes: usize| bytes as f64 / f64::from(1 << 20);
+        let message = if status.complete() {
+            format!(
+                "teacher features: all {} images cached ({:.0} MiB), computed once",
+                status.total,
+                mib(status.cached * status.bytes_per_image)
+            )
+        } else {
+            format!(
+                "teacher features: {} of {} images fit the {:.0} MiB cache \
+                 (--teacher-cache-mb); the other {} are recomputed every epoch",
+                status.cached,
+                status.total,
+                mib(status.budget_bytes),
+                status.total - status.cached
+            )
+        };
+        self.console.line(&self.bar, message);
     }
 
     fn on_epoch(&mut self, s: &EpochSummary) {

@@ -118,7 +118,13 @@ impl StfpmLoss {
             student.dims(),
             "teacher and student feature maps must have the same shape"
         );
-        let t = l2_normalize(teacher.detach(), self.eps);
+        // One fused pass on flex (see `stad_kernels::norm::stfpm_layer_loss`).
+        let (teacher, student) =
+            match stad_kernels::stfpm_layer_loss(teacher.detach(), student, self.eps) {
+                Ok(loss) => return loss,
+                Err(maps) => maps,
+            };
+        let t = l2_normalize(teacher, self.eps);
         let s = l2_normalize(student, self.eps);
         (t - s).square().sum_dim(1).mean()
     }

@@ -21,6 +21,7 @@ pub mod error;
 pub mod evaluate;
 pub mod method;
 pub mod model;
+pub mod teacher_cache;
 pub mod trainer;
 
 pub use detector::{Detector, Prediction, ThresholdSource};
@@ -28,6 +29,7 @@ pub use error::{Result, StadError};
 pub use evaluate::{Evaluation, evaluate};
 pub use method::{MethodConfig, MethodKind};
 pub use model::{ModelConfig, StudentTeacher, TeacherWeights};
+pub use teacher_cache::{TeacherCache, TeacherCacheStatus};
 pub use trainer::{EpochSummary, RunDir, Silent, TrainConfig, TrainObserver, TrainOutcome, train};
 
 pub use stad_backbones as backbones;

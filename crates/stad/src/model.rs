@@ -211,8 +211,21 @@ impl<B: Backend> StudentTeacher<B> {
         {
             return Err(StadError::NonFiniteInput { count, total });
         }
-        let [_, _, h, w] = images.dims();
         let teacher = self.teacher.features(images.clone());
+        self.anomaly_maps_with_teacher(images, teacher)
+    }
+
+    /// [`Self::anomaly_maps`] with the teacher's features of `images` already at hand (the
+    /// trainer's hold-out scoring reuses cached ones).
+    ///
+    /// # Errors
+    /// [`StadError::NonFiniteInput`] / a scoring error as [`Self::anomaly_maps`].
+    pub fn anomaly_maps_with_teacher(
+        &self,
+        images: Tensor<B, 4>,
+        teacher: Vec<Tensor<B, 4>>,
+    ) -> Result<Tensor<B, 4>> {
+        let [_, _, h, w] = images.dims();
         let map_config = self.config.method.map_config([h, w]);
         let map = match self.config.method.kind {
             MethodKind::Ensemble => {

@@ -102,6 +102,7 @@ pub fn run(args: &DemoArgs, console: Console) -> Result<DemoOutputs> {
                 image_size: args.image_size,
                 device: args.device,
                 resume: false,
+                teacher_cache_mb: 4096,
             },
             console,
         )?;

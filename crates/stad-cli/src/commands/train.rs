@@ -113,7 +113,8 @@ pub fn train_config(args: &TrainArgs) -> Result<TrainConfig> {
         .with_epochs(args.epochs)
         .with_batch_size(args.batch_size)
         .with_learning_rate(args.lr)
-        .with_seed(args.seed);
+        .with_seed(args.seed)
+        .with_teacher_cache_mb(args.teacher_cache_mb);
     config.validate()?;
     Ok(config)
 }

@@ -1,0 +1,829 @@
+//! Convolution kernels on contiguous row-major (NCHW) `f32` slices: the forward pass and both
+//! gradients, for dense, grouped and depthwise convolutions.
+//!
+//! - **Dense and grouped** (im2col + GEMM, per image and group): with `X̃` the unfolded input
+//!   (`[patch_len, H_out·W_out]`, one row per input channel and kernel tap) and `W_g` the group's
+//!   weight as a `[out_per_group, patch_len]` matrix,
+//!   - forward `Y = W_g·X̃ + bias`,
+//!   - input gradient `dX̃ = W_gᵀ·dY`, folded back (col2im, overlapping taps summed) into `dX`,
+//!   - weight gradient `dW_g = Σ_b dY_b·X̃_bᵀ`.
+//!
+//!   A 1×1 stride-1 unpadded convolution skips the unfolding (`X̃ = X`).
+//! - **Depthwise** (one input and one output channel per group): direct loops per `(b, c)`
+//!   plane, tap by tap over the output rows that stay inside the image (no bounds test in the
+//!   inner loop).
+//!
+//! Work is split over images (or planes, or channels for the depthwise weight gradient); a
+//! single image uses the GEMM's own threads instead. Every output element is summed in one fixed
+//! order that depends neither on the thread count nor on scheduling, so results are
+//! bit-identical run to run.
+
+use std::cell::RefCell;
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use crate::ConvGeometry;
+
+/// Images summed per partial weight gradient. The weight gradient is the sum of at most this
+/// many partial sums, each over a fixed run of consecutive images: the summation order (and so
+/// every bit of the result) does not depend on the number of threads.
+const WEIGHT_GRAD_CHUNKS: usize = 8;
+
+thread_local! {
+    /// Each thread's unfolding buffer, reused across calls (an unfolded ResNet layer is a few
+    /// MB: allocating it per call costs page faults).
+    static UNFOLD_BUFFER: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with a scratch slice of `len` elements (contents unspecified).
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    UNFOLD_BUFFER.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < len {
+                buf.resize(len, 0.0);
+            }
+            f(&mut buf[..len])
+        }
+        // Re-entered on this thread (a nested parallel call stole this task): own buffer.
+        Err(_) => f(&mut vec![0.0; len]),
+    })
+}
+
+/// A matrix view for [`matmul`]: element `(r, c)` is `data[r·row_stride + c·col_stride]`.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    data: &'a [f32],
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> View<'a> {
+    fn row_major(data: &'a [f32], cols: usize) -> Self {
+        Self {
+            data,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose of the row-major `[rows, cols]` matrix in `data` (a `[cols, rows]` view).
+    fn transposed(data: &'a [f32], cols: usize) -> Self {
+        Self {
+            data,
+            row_stride: 1,
+            col_stride: cols,
+        }
+    }
+
+    fn fits(&self, rows: usize, cols: usize) -> bool {
+        rows == 0
+            || cols == 0
+            || (rows - 1) * self.row_stride + (cols - 1) * self.col_stride < self.data.len()
+    }
+}
+
+/// `dst[m, n] (+)= lhs[m, k] · rhs[k, n]` with `dst` row-major; accumulates when `accumulate`.
+fn matmul(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: View<'_>,
+    rhs: View<'_>,
+    parallelism: Parallelism,
+) {
+    assert!(
+        dst.len() >= m * n && lhs.fits(m, k) && rhs.fits(k, n),
+        "matmul views out of bounds"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: the assertion above keeps every element the GEMM touches inside the slices;
+    // `dst` is borrowed mutably, so it aliases neither operand.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// Threads for one GEMM: all of them when the batch alone cannot keep them busy.
+fn gemm_threads(items: usize) -> Parallelism {
+    if items < rayon::current_num_threads() {
+        Parallelism::Rayon(0)
+    } else {
+        Parallelism::None
+    }
+}
+
+/// Unfolds one group of one image, `x: [in_per_group, H, W]`, into
+/// `col: [in_per_group·kh·kw, H_out·W_out]` (zeros where a tap falls into the padding).
+fn unfold(g: &ConvGeometry, x: &[f32], col: &mut [f32]) {
+    let [h, w] = g.in_size;
+    let [oh_n, ow_n] = g.out_size;
+    let [kh, kw] = g.kernel;
+    let p = oh_n * ow_n;
+    for c in 0..g.in_per_group() {
+        let plane = &x[c * h * w..][..h * w];
+        for i in 0..kh {
+            let (oh_lo, oh_hi) = g.valid_outputs(0, i);
+            for j in 0..kw {
+                let (ow_lo, ow_hi) = g.valid_outputs(1, j);
+                let row = &mut col[((c * kh + i) * kw + j) * p..][..p];
+                row[..oh_lo * ow_n].fill(0.0);
+                row[oh_hi * ow_n..].fill(0.0);
+                for oh in oh_lo..oh_hi {
+                    let ih = oh * g.stride[0] + i * g.dilation[0] - g.pad_begin[0];
+                    let src = &plane[ih * w..][..w];
+                    let dst = &mut row[oh * ow_n..][..ow_n];
+                    dst[..ow_lo].fill(0.0);
+                    dst[ow_hi..].fill(0.0);
+                    let first =
+                        (ow_lo * g.stride[1] + j * g.dilation[1]).wrapping_sub(g.pad_begin[1]);
+                    if ow_lo == ow_hi {
+                        continue;
+                    }
+                    if g.stride[1] == 1 {
+                        dst[ow_lo..ow_hi].copy_from_slice(&src[first..first + (ow_hi - ow_lo)]);
+                    } else {
+                        for (d, s) in dst[ow_lo..ow_hi]
+                            .iter_mut()
+                            .zip(src[first..].iter().step_by(g.stride[1]))
+                        {
+                            *d = *s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`unfold`]: adds every entry of `col` back onto the input position it was
+/// read from (`dx` must be zeroed; taps are added in a fixed order).
+fn fold(g: &ConvGeometry, col: &[f32], dx: &mut [f32]) {
+    let [h, w] = g.in_size;
+    let [oh_n, ow_n] = g.out_size;
+    let [kh, kw] = g.kernel;
+    let p = oh_n * ow_n;
+    for c in 0..g.in_per_group() {
+        let plane = &mut dx[c * h * w..][..h * w];
+        for i in 0..kh {
+            let (oh_lo, oh_hi) = g.valid_outputs(0, i);
+            for j in 0..kw {
+                let (ow_lo, ow_hi) = g.valid_outputs(1, j);
+                if ow_lo == ow_hi {
+                    continue;
+                }
+                let row = &col[((c * kh + i) * kw + j) * p..][..p];
+                let first = ow_lo * g.stride[1] + j * g.dilation[1] - g.pad_begin[1];
+                for oh in oh_lo..oh_hi {
+                    let ih = oh * g.stride[0] + i * g.dilation[0] - g.pad_begin[0];
+                    let dst = &mut plane[ih * w..][..w];
+                    let src = &row[oh * ow_n + ow_lo..oh * ow_n + ow_hi];
+                    if g.stride[1] == 1 {
+                        for (d, s) in dst[first..first + src.len()].iter_mut().zip(src) {
+                            *d += *s;
+                        }
+                    } else {
+                        for (d, s) in dst[first..].iter_mut().step_by(g.stride[1]).zip(src) {
+                            *d += *s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Forward pass: `y = conv(x, weight) + bias`, `y: [batch, out_channels, H_out, W_out]`.
+pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    check_len(x, g.x_dims());
+    check_len(weight, g.weight_dims());
+    if let Some(bias) = bias {
+        assert_eq!(bias.len(), g.out_channels, "bias length");
+    }
+    if g.is_depthwise() {
+        return depthwise_forward(g, x, weight, bias);
+    }
+    let (ipg, opg, k, p) = (
+        g.in_per_group(),
+        g.out_per_group(),
+        g.patch_len(),
+        g.out_plane(),
+    );
+    let x_image = g.in_channels * g.in_plane();
+    let mut y = vec![0.0f32; g.batch * g.out_channels * p];
+    let parallelism = gemm_threads(g.batch);
+    let image = |(b, yb): (usize, &mut [f32])| {
+        let xb = &x[b * x_image..][..x_image];
+        for group in 0..g.groups {
+            let xg = &xb[group * ipg * g.in_plane()..][..ipg * g.in_plane()];
+            let yg = &mut yb[group * opg * p..][..opg * p];
+            if let Some(bias) = bias {
+                for (row, &v) in yg.chunks_exact_mut(p).zip(&bias[group * opg..]) {
+                    row.fill(v);
+                }
+            }
+            let wg = View::row_major(&weight[group * opg * k..][..opg * k], k);
+            let product = |col: &[f32], yg: &mut [f32]| {
+                matmul(
+                    (opg, p, k),
+                    yg,
+                    bias.is_some(),
+                    wg,
+                    View::row_major(col, p),
+                    parallelism,
+                )
+            };
+            if g.is_pointwise() {
+                product(xg, yg);
+            } else {
+                with_scratch(k * p, |col| {
+                    unfold(g, xg, col);
+                    product(col, yg)
+                });
+            }
+        }
+    };
+    for_each_chunk(&mut y, g.out_channels * p, parallelism, image);
+    y
+}
+
+/// Gradient of the loss with respect to the input, from `dy = ∂L/∂y`:
+/// `dx[b, c, ·] = Σ_o w[o, c, ·] ⋆ dy[b, o, ·]` (the transposed convolution).
+pub fn input_grad(g: &ConvGeometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
+    check_len(weight, g.weight_dims());
+    check_len(dy, g.y_dims());
+    if g.is_depthwise() {
+        return depthwise_input_grad(g, weight, dy);
+    }
+    let (ipg, opg, k, p) = (
+        g.in_per_group(),
+        g.out_per_group(),
+        g.patch_len(),
+        g.out_plane(),
+    );
+    let y_image = g.out_channels * p;
+    let mut dx = vec![0.0f32; g.batch * g.in_channels * g.in_plane()];
+    let parallelism = gemm_threads(g.batch);
+    let image = |(b, dxb): (usize, &mut [f32])| {
+        let dyb = &dy[b * y_image..][..y_image];
+        for group in 0..g.groups {
+            let dyg = View::row_major(&dyb[group * opg * p..][..opg * p], p);
+            let wg_t = View::transposed(&weight[group * opg * k..][..opg * k], k);
+            let dxg = &mut dxb[group * ipg * g.in_plane()..][..ipg * g.in_plane()];
+            if g.is_pointwise() {
+                matmul((k, p, opg), dxg, false, wg_t, dyg, parallelism);
+            } else {
+                with_scratch(k * p, |col| {
+                    matmul((k, p, opg), col, false, wg_t, dyg, parallelism);
+                    fold(g, col, dxg);
+                });
+            }
+        }
+    };
+    for_each_chunk(&mut dx, g.in_channels * g.in_plane(), parallelism, image);
+    dx
+}
+
+/// Gradient of the loss with respect to the weight: `dw[o, c, u, v] = Σ_{b, i, j}
+/// dy[b, o, i, j] · x[b, c, i·s₀ + u·d₀ − p₀, j·s₁ + v·d₁ − p₁]`.
+pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    check_len(x, g.x_dims());
+    check_len(dy, g.y_dims());
+    if g.is_depthwise() {
+        return depthwise_weight_grad(g, x, dy);
+    }
+    let (ipg, opg, k, p) = (
+        g.in_per_group(),
+        g.out_per_group(),
+        g.patch_len(),
+        g.out_plane(),
+    );
+    let (x_image, y_image) = (g.in_channels * g.in_plane(), g.out_channels * p);
+    let chunks = g.batch.min(WEIGHT_GRAD_CHUNKS);
+    let parallelism = gemm_threads(chunks);
+    let partial = |chunk: usize| {
+        let images = chunk * g.batch / chunks..(chunk + 1) * g.batch / chunks;
+        let mut dw = vec![0.0f32; g.out_channels * k];
+        for (n, b) in images.enumerate() {
+            let (xb, dyb) = (&x[b * x_image..][..x_image], &dy[b * y_image..][..y_image]);
+            for group in 0..g.groups {
+                let xg = &xb[group * ipg * g.in_plane()..][..ipg * g.in_plane()];
+                let dyg = View::row_major(&dyb[group * opg * p..][..opg * p], p);
+                let dwg = &mut dw[group * opg * k..][..opg * k];
+                let product = |col: &[f32], dwg: &mut [f32]| {
+                    matmul(
+                        (opg, k, p),
+                        dwg,
+                        n > 0,
+                        dyg,
+                        View::transposed(col, p),
+                        parallelism,
+                    )
+                };
+                if g.is_pointwise() {
+                    product(xg, dwg);
+                } else {
+                    with_scratch(k * p, |col| {
+                        unfold(g, xg, col);
+                        product(col, dwg)
+                    });
+                }
+            }
+        }
+        dw
+    };
+    let partials: Vec<Vec<f32>> = if matches!(parallelism, Parallelism::None) {
+        (0..chunks).into_par_iter().map(partial).collect()
+    } else {
+        (0..chunks).map(partial).collect()
+    };
+    sum_in_order(partials)
+}
+
+/// Gradient with respect to the bias: `db[o] = Σ_{b, i, j} dy[b, o, i, j]`.
+pub fn bias_grad(g: &ConvGeometry, dy: &[f32]) -> Vec<f32> {
+    check_len(dy, g.y_dims());
+    let p = g.out_plane();
+    (0..g.out_channels)
+        .into_par_iter()
+        .map(|o| {
+            (0..g.batch)
+                .map(|b| plane_sum(&dy[(b * g.out_channels + o) * p..][..p]))
+                .sum::<f64>() as f32
+        })
+        .collect()
+}
+
+/// Sum of a slice, accumulated in `f64` per row of 64 values summed in `f32`.
+fn plane_sum(v: &[f32]) -> f64 {
+    v.chunks(64).map(|c| c.iter().sum::<f32>() as f64).sum()
+}
+
+fn sum_in_order(mut partials: Vec<Vec<f32>>) -> Vec<f32> {
+    let mut total = partials.remove(0);
+    for part in &partials {
+        for (t, v) in total.iter_mut().zip(part) {
+            *t += *v;
+        }
+    }
+    total
+}
+
+fn check_len(data: &[f32], dims: [usize; 4]) {
+    assert_eq!(
+        data.len(),
+        dims.iter().product::<usize>(),
+        "tensor of {dims:?} expected"
+    );
+}
+
+/// Runs `f(index, chunk)` over the `chunk_len` chunks of `data`: in parallel, or one after the
+/// other when each call uses every thread itself (`parallelism` is the GEMM's).
+fn for_each_chunk(
+    data: &mut [f32],
+    chunk_len: usize,
+    parallelism: Parallelism,
+    f: impl Fn((usize, &mut [f32])) + Sync + Send,
+) {
+    if matches!(parallelism, Parallelism::None) {
+        data.par_chunks_exact_mut(chunk_len).enumerate().for_each(f);
+    } else {
+        data.chunks_exact_mut(chunk_len).enumerate().for_each(f);
+    }
+}
+
+/// Depthwise forward: per `(b, c)` plane, `y = bias_c + Σ_{u,v} w[c, u, v]·shift_{u,v}(x)`.
+fn depthwise_forward(
+    g: &ConvGeometry,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
+    let (pin, pout, taps) = (g.in_plane(), g.out_plane(), g.kernel[0] * g.kernel[1]);
+    let mut y = vec![0.0f32; g.batch * g.out_channels * pout];
+    y.par_chunks_exact_mut(pout)
+        .enumerate()
+        .for_each(|(n, yp)| {
+            let c = n % g.out_channels;
+            if let Some(bias) = bias {
+                yp.fill(bias[c]);
+            }
+            let xp = &x[n * pin..][..pin];
+            let wc = &weight[c * taps..][..taps];
+            for_each_tap_row(g, |tap, oh, ih, ow, first| {
+                let wv = wc[tap];
+                let yrow = &mut yp[oh * g.out_size[1]..][ow.clone()];
+                let xrow = &xp[ih * g.in_size[1]..][..g.in_size[1]];
+                if g.stride[1] == 1 {
+                    for (yv, xv) in yrow.iter_mut().zip(&xrow[first..]) {
+                        *yv += wv * *xv;
+                    }
+                } else {
+                    for (yv, xv) in yrow
+                        .iter_mut()
+                        .zip(xrow[first..].iter().step_by(g.stride[1]))
+                    {
+                        *yv += wv * *xv;
+                    }
+                }
+            });
+        });
+    y
+}
+
+/// Depthwise input gradient: per plane, `dx += w[c, u, v]·shift_{u,v}ᵀ(dy)`.
+fn depthwise_input_grad(g: &ConvGeometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
+    let (pin, pout, taps) = (g.in_plane(), g.out_plane(), g.kernel[0] * g.kernel[1]);
+    let mut dx = vec![0.0f32; g.batch * g.in_channels * pin];
+    dx.par_chunks_exact_mut(pin)
+        .enumerate()
+        .for_each(|(n, dxp)| {
+            let c = n % g.in_channels;
+            let dyp = &dy[n * pout..][..pout];
+            let wc = &weight[c * taps..][..taps];
+            for_each_tap_row(g, |tap, oh, ih, ow, first| {
+                let wv = wc[tap];
+                let dyrow = &dyp[oh * g.out_size[1]..][ow.clone()];
+                let dxrow = &mut dxp[ih * g.in_size[1]..][..g.in_size[1]];
+                if g.stride[1] == 1 {
+                    for (d, v) in dxrow[first..].iter_mut().zip(dyrow) {
+                        *d += wv * *v;
+                    }
+                } else {
+                    for (d, v) in dxrow[first..].iter_mut().step_by(g.stride[1]).zip(dyrow) {
+                        *d += wv * *v;
+                    }
+                }
+            });
+        });
+    dx
+}
+
+/// Depthwise weight gradient: per channel (in parallel), `dw[c, u, v] = Σ_b ⟨dy_{b,c},
+/// shift_{u,v}(x_{b,c})⟩`, each row's products summed in `f32` and the rows in `f64`.
+fn depthwise_weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let (pin, pout, taps) = (g.in_plane(), g.out_plane(), g.kernel[0] * g.kernel[1]);
+    let channels = g.in_channels;
+    let per_channel: Vec<[f64; 64]> = (0..channels)
+        .into_par_iter()
+        .map(|c| {
+            let mut acc = [0.0f64; 64];
+            for b in 0..g.batch {
+                let n = b * channels + c;
+                let (xp, dyp) = (&x[n * pin..][..pin], &dy[n * pout..][..pout]);
+                for_each_tap_row(g, |tap, oh, ih, ow, first| {
+                    let dyrow = &dyp[oh * g.out_size[1]..][ow.clone()];
+                    let xrow = &xp[ih * g.in_size[1]..][..g.in_size[1]];
+                    let dot = if g.stride[1] == 1 {
+                        dot(dyrow, &xrow[first..first + dyrow.len()])
+                    } else {
+                        strided_dot(dyrow, &xrow[first..], g.stride[1])
+                    };
+                    acc[tap] += dot as f64;
+                });
+            }
+            acc
+        })
+        .collect();
+    let mut dw = vec![0.0f32; channels * taps];
+    for (c, acc) in per_channel.iter().enumerate() {
+        for tap in 0..taps {
+            dw[c * taps + tap] = acc[tap] as f32;
+        }
+    }
+    dw
+}
+
+/// Lanes of the dot products: eight independent partial sums (which the compiler keeps in one
+/// vector register), added up in a fixed order at the end.
+const LANES: usize = 8;
+
+/// `Σ a_i·b_i` over equal-length slices, in [`LANES`] interleaved partial sums.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (ca, cb) in a_chunks.zip(b_chunks) {
+        for l in 0..LANES {
+            acc[l] += ca[l] * cb[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `Σ_i a_i·b_{i·stride}`, in [`LANES`] interleaved partial sums.
+fn strided_dot(a: &[f32], b: &[f32], stride: usize) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    for (i, (x, y)) in a.iter().zip(b.iter().step_by(stride)).enumerate() {
+        acc[i % LANES] += x * y;
+    }
+    acc.iter().sum()
+}
+
+/// Calls `f(tap, oh, ih, ow_range, first_iw)` for every kernel tap and every output row whose
+/// input row is inside the image; `ow_range` are the output columns whose input columns are
+/// inside, the first of them at input column `first_iw` (then every `stride[1]`).
+fn for_each_tap_row(
+    g: &ConvGeometry,
+    mut f: impl FnMut(usize, usize, usize, std::ops::Range<usize>, usize),
+) {
+    assert!(
+        g.kernel[0] * g.kernel[1] <= 64,
+        "depthwise kernels up to 8×8"
+    );
+    for i in 0..g.kernel[0] {
+        let (oh_lo, oh_hi) = g.valid_outputs(0, i);
+        for j in 0..g.kernel[1] {
+            let (ow_lo, ow_hi) = g.valid_outputs(1, j);
+            if ow_lo == ow_hi {
+                continue;
+            }
+            let first = ow_lo * g.stride[1] + j * g.dilation[1] - g.pad_begin[1];
+            for oh in oh_lo..oh_hi {
+                let ih = oh * g.stride[0] + i * g.dilation[0] - g.pad_begin[0];
+                f(i * g.kernel[1] + j, oh, ih, ow_lo..ow_hi, first);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Straight from the definition, in f64.
+    fn naive_forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f64> {
+        let [oh_n, ow_n] = g.out_size;
+        let [h, wd] = g.in_size;
+        let mut y = vec![0.0f64; g.batch * g.out_channels * oh_n * ow_n];
+        for b in 0..g.batch {
+            for o in 0..g.out_channels {
+                let group = o / g.out_per_group();
+                for oh in 0..oh_n {
+                    for ow in 0..ow_n {
+                        let mut s = bias.map_or(0.0, |bv| bv[o] as f64);
+                        for ci in 0..g.in_per_group() {
+                            let c = group * g.in_per_group() + ci;
+                            for u in 0..g.kernel[0] {
+                                for v in 0..g.kernel[1] {
+                                    let ih = (oh * g.stride[0] + u * g.dilation[0]) as isize
+                                        - g.pad_begin[0] as isize;
+                                    let iw = (ow * g.stride[1] + v * g.dilation[1]) as isize
+                                        - g.pad_begin[1] as isize;
+                                    if ih < 0 || iw < 0 || ih >= h as isize || iw >= wd as isize {
+                                        continue;
+                                    }
+                                    let xv = x[((b * g.in_channels + c) * h + ih as usize) * wd
+                                        + iw as usize];
+                                    let wv = w[((o * g.in_per_group() + ci) * g.kernel[0] + u)
+                                        * g.kernel[1]
+                                        + v];
+                                    s += xv as f64 * wv as f64;
+                                }
+                            }
+                        }
+                        y[((b * g.out_channels + o) * oh_n + oh) * ow_n + ow] = s;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn pseudo_random(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn dot(a: &[f32], b: &[f32]) -> f64 {
+        a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
+    }
+
+    fn cases() -> Vec<ConvGeometry> {
+        let mk =
+            |x, w, s, d, pb, pe, groups| ConvGeometry::new(x, w, s, d, pb, pe, groups).unwrap();
+        vec![
+            mk(
+                [2, 3, 9, 8],
+                [4, 3, 3, 3],
+                [1, 1],
+                [1, 1],
+                [1, 1],
+                [1, 1],
+                1,
+            ),
+            mk(
+                [3, 4, 10, 11],
+                [6, 4, 3, 3],
+                [2, 2],
+                [1, 1],
+                [1, 1],
+                [1, 1],
+                1,
+            ),
+            mk(
+                [2, 3, 13, 13],
+                [5, 3, 7, 7],
+                [2, 2],
+                [1, 1],
+                [3, 3],
+                [3, 3],
+                1,
+            ),
+            mk(
+                [2, 6, 7, 7],
+                [4, 6, 1, 1],
+                [1, 1],
+                [1, 1],
+                [0, 0],
+                [0, 0],
+                1,
+            ),
+            mk(
+                [2, 6, 8, 8],
+                [4, 6, 1, 1],
+                [2, 2],
+                [1, 1],
+                [0, 0],
+                [0, 0],
+                1,
+            ),
+            mk(
+                [2, 6, 8, 9],
+                [6, 1, 3, 3],
+                [1, 1],
+                [1, 1],
+                [1, 1],
+                [1, 1],
+                6,
+            ),
+            mk(
+                [3, 5, 8, 8],
+                [5, 1, 3, 3],
+                [2, 2],
+                [1, 1],
+                [0, 0],
+                [1, 1],
+                5,
+            ),
+            mk(
+                [2, 6, 9, 9],
+                [9, 2, 3, 3],
+                [1, 2],
+                [2, 1],
+                [2, 0],
+                [1, 2],
+                3,
+            ),
+            mk(
+                [1, 4, 6, 6],
+                [8, 1, 3, 3],
+                [1, 1],
+                [1, 1],
+                [1, 1],
+                [1, 1],
+                4,
+            ),
+        ]
+    }
+
+    #[test]
+    fn forward_matches_the_definition() {
+        for (n, g) in cases().into_iter().enumerate() {
+            let x = pseudo_random(g.x_dims().iter().product(), 1 + n as u64);
+            let w = pseudo_random(g.weight_dims().iter().product(), 100 + n as u64);
+            let bias = pseudo_random(g.out_channels, 200 + n as u64);
+            for bias in [None, Some(bias.as_slice())] {
+                let ours = forward(&g, &x, &w, bias);
+                let theirs = naive_forward(&g, &x, &w, bias);
+                for (a, b) in ours.iter().zip(&theirs) {
+                    assert!((*a as f64 - b).abs() < 1e-4, "case {n}: {a} vs {b} ({g:?})");
+                }
+            }
+        }
+    }
+
+    /// The gradients are the adjoints of the forward map: `⟨dy, conv(x, w)⟩ = ⟨dx(dy), x⟩ =
+    /// ⟨dw(dy), w⟩` for the bias-free convolution, and `db = Σ dy`.
+    #[test]
+    fn gradients_are_adjoints_of_the_forward_pass() {
+        for (n, g) in cases().into_iter().enumerate() {
+            let x = pseudo_random(g.x_dims().iter().product(), 11 + n as u64);
+            let w = pseudo_random(g.weight_dims().iter().product(), 111 + n as u64);
+            let dy = pseudo_random(g.y_dims().iter().product(), 211 + n as u64);
+            let y = forward(&g, &x, &w, None);
+            let lhs = dot(&dy, &y);
+            let via_x = dot(&input_grad(&g, &w, &dy), &x);
+            let via_w = dot(&weight_grad(&g, &x, &dy), &w);
+            let tol = 1e-4 * (1.0 + lhs.abs());
+            assert!(
+                (lhs - via_x).abs() < tol,
+                "case {n} input grad: {lhs} vs {via_x}"
+            );
+            assert!(
+                (lhs - via_w).abs() < tol,
+                "case {n} weight grad: {lhs} vs {via_w}"
+            );
+            let db = bias_grad(&g, &dy);
+            let p = g.out_plane();
+            for (o, v) in db.iter().enumerate() {
+                let expect: f64 = (0..g.batch)
+                    .flat_map(|b| &dy[(b * g.out_channels + o) * p..][..p])
+                    .map(|v| *v as f64)
+                    .sum();
+                assert!((*v as f64 - expect).abs() < 1e-4, "case {n} bias grad");
+            }
+        }
+    }
+
+    /// An image's output does not depend on the other images of its batch (a batch of one uses
+    /// the GEMM's own threads, a larger one splits over images): what lets the trainer cache
+    /// the teacher's features per image and stay bit-identical to recomputing them.
+    #[test]
+    fn an_image_gives_the_same_bits_alone_and_in_a_batch() {
+        for (n, g) in cases().into_iter().enumerate() {
+            let x = pseudo_random(g.x_dims().iter().product(), 21 + n as u64);
+            let w = pseudo_random(g.weight_dims().iter().product(), 121 + n as u64);
+            let dy = pseudo_random(g.y_dims().iter().product(), 221 + n as u64);
+            let batched = (forward(&g, &x, &w, None), input_grad(&g, &w, &dy));
+            let one = ConvGeometry { batch: 1, ..g };
+            let (xi, yi) = (g.in_channels * g.in_plane(), g.out_channels * g.out_plane());
+            for b in 0..g.batch {
+                let y = forward(&one, &x[b * xi..][..xi], &w, None);
+                assert_eq!(y, batched.0[b * yi..][..yi], "case {n} forward, image {b}");
+                let dx = input_grad(&one, &w, &dy[b * yi..][..yi]);
+                assert_eq!(
+                    dx,
+                    batched.1[b * xi..][..xi],
+                    "case {n} input grad, image {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let g = cases()[1];
+        let x = pseudo_random(g.x_dims().iter().product(), 5);
+        let w = pseudo_random(g.weight_dims().iter().product(), 6);
+        let dy = pseudo_random(g.y_dims().iter().product(), 7);
+        let run = || {
+            (
+                forward(&g, &x, &w, None),
+                input_grad(&g, &w, &dy),
+                weight_grad(&g, &x, &dy),
+            )
+        };
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(run);
+        let three = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap()
+            .install(run);
+        assert_eq!(one, three);
+    }
+}
