@@ -101,3 +101,62 @@ fn resumed_run_equals_uninterrupted_run() {
         "resumed weights differ"
     );
 }
+
+/// Teacher features cached per image (all of them, part of them, none) give bit-identical
+/// training: the cache only saves the teacher's forward passes. The observer sees how much was
+/// cached.
+#[test]
+fn cached_teacher_features_give_bit_identical_runs() {
+    #[derive(Default)]
+    struct CacheSeen(Option<stad::TeacherCacheStatus>);
+    impl stad::TrainObserver for CacheSeen {
+        fn on_teacher_cache(&mut self, status: &stad::TeacherCacheStatus) {
+            self.0 = Some(*status);
+        }
+    }
+    // 160²: an image's features are ~0.24 MB, so a budget of a few MiB holds only part of them.
+    let model = common::model(MethodKind::Stfpm, 160);
+    let data = common::tiny_data(4).train;
+    let device = Default::default();
+    let run = |mb: usize| {
+        let mut seen = CacheSeen::default();
+        let config = common::quick(3).with_teacher_cache_mb(mb);
+        let out = stad::train::<stad::backend::CpuAutodiff>(
+            &model,
+            &config,
+            data.clone(),
+            None,
+            &device,
+            &mut seen,
+        )
+        .unwrap();
+        (out, seen.0.expect("cache status reported"))
+    };
+    let (none, none_status) = run(0);
+    let (all, all_status) = run(1024);
+    assert_eq!(none_status.cached, 0);
+    assert!(all_status.complete() && all_status.total == data.len());
+    let half_mib = (all_status.bytes_per_image * data.len() / 2) >> 20;
+    let (part, part_status) = run(half_mib.max(1));
+    assert!(
+        part_status.cached > 0 && part_status.cached < data.len(),
+        "a partial cache: {part_status:?}"
+    );
+    let losses = |o: &stad::TrainOutcome<Cpu>| {
+        o.history
+            .iter()
+            .map(|e| (e.train_loss, e.validation_score))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(losses(&none), losses(&all));
+    assert_eq!(losses(&none), losses(&part));
+    assert!(
+        weights(&none.model) == weights(&all.model),
+        "cached run differs"
+    );
+    assert!(
+        weights(&none.model) == weights(&part.model),
+        "partly cached run differs"
+    );
+    assert!(scores(&none.model) == scores(&all.model));
+}
