@@ -205,7 +205,7 @@ mod tests {
         let n = dims.iter().product::<usize>();
         let wave = |k: f32| {
             (0..n)
-                .map(|i| ((i as f32 * k).sin() * 3.0 + 1.5))
+                .map(|i| (i as f32 * k).sin() * 3.0 + 1.5)
                 .collect::<Vec<_>>()
         };
         let (x, r) = (wave(0.37), wave(1.91));

@@ -63,13 +63,6 @@ fn check(case: &str, student: Backbone<A>, targets: Vec<Tensor<A, 4>>, x: Tensor
                 .map_or(path.clone(), |(_, rest)| rest.to_string());
             names.torchvision_name_of(&inner)
         };
-        // Paths start with the backbone's variant (`ResNet.`, `MobileNetV2.`).
-        let torchvision = |path: String| {
-            let inner = path
-                .split_once('.')
-                .map_or(path.clone(), |(_, rest)| rest.to_string());
-            names.torchvision_name_of(&inner)
-        };
         let snap = snapshots
             .iter()
             .find(|s| {
