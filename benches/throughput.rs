@@ -1,6 +1,8 @@
 //! End-to-end throughput, images per second: one STFPM / ensemble training step (teacher,
 //! students, loss, backward, SGD) and inference (teacher + students + anomaly map), batch 8 at
-//! 224², on the CPU backend (flex) with the embedded MobileNetV2 teacher.
+//! 224², on the CPU backend (flex), for the embedded MobileNetV2 teacher and a ResNet18 one
+//! (the ensemble rows are the 3-student steps). For the side-by-side comparison with PyTorch
+//! use `examples/ab_throughput.rs`, which mirrors `$STAD_SHARED/bench/ab_pytorch.py`.
 //!
 //! `cargo bench --bench throughput` (criterion reports `thrpt` in elements = images per second)
 #![allow(missing_docs)] // criterion_group! generates undocumented items
@@ -12,9 +14,9 @@ use burn::optim::{GradientsParams, Optimizer, SgdConfig};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use stad::backbones::Backbone;
+use stad::backbones::{Backbone, BackboneConfig};
 use stad::backend::{Cpu, CpuAutodiff};
-use stad::{MethodConfig, MethodKind, ModelConfig, StudentTeacher};
+use stad::{MethodConfig, MethodKind, ModelConfig, StudentTeacher, TeacherWeights};
 
 const BATCH: usize = 8;
 const SIZE: usize = 224;
@@ -27,49 +29,58 @@ fn bench(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(20))
         .warm_up_time(Duration::from_secs(2))
         .throughput(Throughput::Elements(BATCH as u64));
-    for kind in [
-        MethodKind::Stfpm,
-        MethodKind::Ensemble,
-        MethodKind::SimpleStudent,
-    ] {
-        let model = ModelConfig::embedded(MethodConfig::new(kind)).with_image_size(SIZE);
+    let teachers = [
+        (
+            "mnv2",
+            BackboneConfig::mobilenet_v2_tf(),
+            TeacherWeights::Embedded,
+        ),
+        // Random weights: the speed does not depend on the values.
+        ("r18", BackboneConfig::resnet18(), TeacherWeights::Random(0)),
+    ];
+    for (teacher_name, teacher, weights) in teachers {
+        for kind in [
+            MethodKind::Stfpm,
+            MethodKind::Ensemble,
+            MethodKind::SimpleStudent,
+        ] {
+            let model = ModelConfig::new(teacher.clone(), weights.clone(), MethodConfig::new(kind))
+                .with_image_size(SIZE);
+            let label = format!("{teacher_name}_{}", kind.name());
 
-        // Inference.
-        let st = StudentTeacher {
-            config: model.clone(),
-            teacher: model.build_teacher::<Cpu>(&device).unwrap(),
-            students: model.init_students::<Cpu>(42, &device).unwrap(),
-        };
-        let x = Tensor::<Cpu, 4>::random(
-            [BATCH, 3, SIZE, SIZE],
-            Distribution::Normal(0.0, 1.0),
-            &device,
-        );
-        group.bench_with_input(BenchmarkId::new("inference", kind.name()), &kind, |b, _| {
-            b.iter(|| st.score(x.clone()).unwrap().0.into_data())
-        });
+            // Inference.
+            let st = StudentTeacher {
+                config: model.clone(),
+                teacher: model.build_teacher::<Cpu>(&device).unwrap(),
+                students: model.init_students::<Cpu>(42, &device).unwrap(),
+            };
+            let x = Tensor::<Cpu, 4>::random(
+                [BATCH, 3, SIZE, SIZE],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            );
+            group.bench_with_input(BenchmarkId::new("inference", &label), &kind, |b, _| {
+                b.iter(|| st.score(x.clone()).unwrap().0.into_data())
+            });
 
-        // One training step per student.
-        let teacher = model.build_teacher::<Cpu>(&device).unwrap();
-        let mut students = model.init_students::<CpuAutodiff>(42, &device).unwrap();
-        let sgd = SgdConfig::new().with_momentum(Some(MomentumConfig {
-            momentum: 0.9,
-            dampening: 0.0,
-            nesterov: false,
-        }));
-        let mut optims: Vec<_> = students
-            .iter()
-            .map(|_| sgd.init::<CpuAutodiff, Backbone<CpuAutodiff>>())
-            .collect();
-        let xa = Tensor::<CpuAutodiff, 4>::random(
-            [BATCH, 3, SIZE, SIZE],
-            Distribution::Normal(0.0, 1.0),
-            &device,
-        );
-        group.bench_with_input(
-            BenchmarkId::new("train_step", kind.name()),
-            &kind,
-            |b, _| {
+            // One training step per student.
+            let teacher = model.build_teacher::<Cpu>(&device).unwrap();
+            let mut students = model.init_students::<CpuAutodiff>(42, &device).unwrap();
+            let sgd = SgdConfig::new().with_momentum(Some(MomentumConfig {
+                momentum: 0.9,
+                dampening: 0.0,
+                nesterov: false,
+            }));
+            let mut optims: Vec<_> = students
+                .iter()
+                .map(|_| sgd.init::<CpuAutodiff, Backbone<CpuAutodiff>>())
+                .collect();
+            let xa = Tensor::<CpuAutodiff, 4>::random(
+                [BATCH, 3, SIZE, SIZE],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            );
+            group.bench_with_input(BenchmarkId::new("train_step", &label), &kind, |b, _| {
                 b.iter(|| {
                     let targets = teacher.features_for::<CpuAutodiff>(xa.clone());
                     let stepped: Vec<_> = students
@@ -86,8 +97,8 @@ fn bench(c: &mut Criterion) {
                         .collect();
                     students = stepped;
                 })
-            },
-        );
+            });
+        }
     }
     group.finish();
 }
