@@ -159,6 +159,9 @@ pub fn convolve<B: Backend>(
 
 type Operands<B> = (Tensor<B, 4>, Tensor<B, 4>, Option<Tensor<B, 1>>);
 
+/// A training-mode BatchNorm's `(y, μ, σ²)`.
+pub type BatchNormOutput<B> = (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>);
+
 /// The operands of a BatchNorm: `(x, γ, β)`, or `(x, scale, shift)` of an affine map.
 pub type ChannelOperands<B> = (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>);
 
@@ -175,7 +178,7 @@ pub fn batch_norm_train<B: Backend>(
     gamma: Tensor<B, 1>,
     beta: Tensor<B, 1>,
     eps: f64,
-) -> Result<(Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>), ChannelOperands<B>> {
+) -> Result<BatchNormOutput<B>, ChannelOperands<B>> {
     if !(fast_kernels() && all_f32(&[&x]) && all_f32(&[&gamma, &beta])) {
         return Err((x, gamma, beta));
     }

@@ -382,7 +382,7 @@ mod tests {
         let (_, stats) = batch_norm_train(dims, &x, &gamma, &[0.0; 3], 1e-5);
         let (dx, _, _) = batch_norm_train_backward(dims, &x, &gamma, &stats, &dy);
         let n = (b * p) as f64;
-        for ch in 0..c {
+        for (ch, &g) in gamma.iter().enumerate() {
             let idx: Vec<usize> = (0..b)
                 .flat_map(|bb| (0..p).map(move |q| (bb * c + ch) * p + q))
                 .collect();
@@ -397,8 +397,8 @@ mod tests {
             let sdy = idx.iter().map(|&i| dy[i] as f64).sum::<f64>();
             let sdyx = idx.iter().map(|&i| dy[i] as f64 * xh(i)).sum::<f64>();
             for &i in &idx {
-                let want = gamma[ch] as f64 * inv * (dy[i] as f64 - sdy / n - xh(i) * sdyx / n);
-                let tol = 2e-5 * (gamma[ch] as f64 * inv).abs();
+                let want = g as f64 * inv * (dy[i] as f64 - sdy / n - xh(i) * sdyx / n);
+                let tol = 2e-5 * (g as f64 * inv).abs();
                 assert!(
                     (dx[i] as f64 - want).abs() < tol,
                     "channel {ch}: {} vs {want}",
