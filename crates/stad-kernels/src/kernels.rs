@@ -583,6 +583,7 @@ fn for_each_tap_row(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_values::dot;
 
     /// Straight from the definition, in f64.
     fn naive_forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f64> {
@@ -624,19 +625,7 @@ mod tests {
     }
 
     fn pseudo_random(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
-
-    fn dot(a: &[f32], b: &[f32]) -> f64 {
-        a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
+        crate::test_values::uniform(n, seed, -1.0, 2.0)
     }
 
     fn cases() -> Vec<ConvGeometry> {

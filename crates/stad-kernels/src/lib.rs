@@ -28,6 +28,28 @@ pub mod norm;
 
 mod flex;
 
+/// Test data shared by the kernels' unit tests.
+#[cfg(test)]
+mod test_values {
+    /// `n` values, uniform in `[lo, lo + width)`, from a seeded xorshift generator.
+    pub(crate) fn uniform(n: usize, seed: u64, lo: f32, width: f32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * width + lo
+            })
+            .collect()
+    }
+
+    /// `⟨a, b⟩` in `f64`.
+    pub(crate) fn dot(a: &[f32], b: &[f32]) -> f64 {
+        a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
+    }
+}
+
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
 

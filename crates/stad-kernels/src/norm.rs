@@ -295,17 +295,10 @@ pub fn stfpm_layer_loss_grad(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_values::dot;
 
     fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 1.5
-            })
-            .collect()
+        crate::test_values::uniform(n, seed, -1.5, 4.0)
     }
 
     /// Central differences of `f` along `dir` at `x`, in f64.
@@ -313,10 +306,6 @@ mod tests {
         let plus: Vec<f32> = x.iter().zip(dir).map(|(a, d)| a + h * d).collect();
         let minus: Vec<f32> = x.iter().zip(dir).map(|(a, d)| a - h * d).collect();
         (f(&plus) - f(&minus)) / (2.0 * h as f64)
-    }
-
-    fn dot(a: &[f32], b: &[f32]) -> f64 {
-        a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
     }
 
     #[test]
