@@ -2,7 +2,7 @@
 //! format as `$STAD_SHARED/bench/ab_pytorch.py`, so the two can be run in turn.
 //!
 //! `cargo run --release --example ab_throughput -- [--size 224] [--batch 8] [--runs 6]
-//!  [--backbones mnv2,r18] [--burn-conv]`
+//!  [--backbones mnv2,r18] [--rows teacher,inference,train_step,ens3_step] [--burn-conv]`
 //!
 //! Per backbone (mnv2 = the embedded ImageNet MobileNetV2, TF padding, taps 3/6/13; r18 =
 //! ResNet18 layers 1–3 with BatchNorm, random weights: speed does not depend on the values),
@@ -30,6 +30,7 @@ struct Args {
     batch: usize,
     runs: usize,
     backbones: Vec<String>,
+    rows: Vec<String>,
 }
 
 fn parse() -> Args {
@@ -38,6 +39,9 @@ fn parse() -> Args {
         batch: 8,
         runs: 6,
         backbones: vec!["mnv2".into(), "r18".into()],
+        rows: ["teacher", "inference", "train_step", "ens3_step"]
+            .map(String::from)
+            .to_vec(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -47,6 +51,7 @@ fn parse() -> Args {
             "--batch" => args.batch = value().parse().expect("--batch N"),
             "--runs" => args.runs = value().parse().expect("--runs N"),
             "--backbones" => args.backbones = value().split(',').map(String::from).collect(),
+            "--rows" => args.rows = value().split(',').map(String::from).collect(),
             "--burn-conv" => stad::backbones::kernels::set_fast_kernels(false),
             other => panic!("unknown argument {other}"),
         }
@@ -122,20 +127,19 @@ fn main() {
             students.extend(rest);
         };
 
-        let rows: [(&str, (f64, f64)); 4] = [
-            (
-                "teacher",
-                time(args.runs, || drop(frozen.features(x.clone()))),
-            ),
-            (
-                "inference",
-                time(args.runs, || {
+        let mut rows: Vec<(&str, (f64, f64))> = Vec::new();
+        for row in &args.rows {
+            let timing = match row.as_str() {
+                "teacher" => time(args.runs, || drop(frozen.features(x.clone()))),
+                "inference" => time(args.runs, || {
                     drop(model.score(x.clone()).expect("scores").0.into_data())
                 }),
-            ),
-            ("train_step", time(args.runs, || step(1))),
-            ("ens3_step", time(args.runs, || step(3))),
-        ];
+                "train_step" => time(args.runs, || step(1)),
+                "ens3_step" => time(args.runs, || step(3)),
+                other => panic!("unknown row {other} (teacher, inference, train_step, ens3_step)"),
+            };
+            rows.push((row.as_str(), timing));
+        }
         for (row, (median, best)) in rows {
             println!(
                 "{name:5} {row:11} {:8.2} img/s best, {:8.2} median (batch {b})",

@@ -5,7 +5,28 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
-use stad_kernels::conv2d;
+use stad_kernels::{Activation, conv2d};
+
+/// `act(x)` with burn's operations (ReLU6 as `clamp(x, 0, 6)`).
+pub fn activate<B: Backend>(x: Tensor<B, 4>, act: Activation) -> Tensor<B, 4> {
+    match act {
+        Activation::Identity => x,
+        Activation::Relu => relu(x),
+        Activation::Relu6 => x.clamp(0.0, 6.0),
+    }
+}
+
+/// `act(a + b)`: a residual connection and its activation, one pass on flex.
+pub fn add_activation<B: Backend>(
+    a: Tensor<B, 4>,
+    b: Tensor<B, 4>,
+    act: Activation,
+) -> Tensor<B, 4> {
+    match stad_kernels::add_activation(a, b, act) {
+        Ok(y) => y,
+        Err((a, b)) => activate(a + b, act),
+    }
+}
 
 /// `y = x·scale_c + shift_c` per channel for `x: [B, C, H, W]`, `scale, shift: [C]`.
 ///
@@ -17,13 +38,24 @@ pub fn channel_affine<B: Backend>(
     scale: Tensor<B, 1>,
     shift: Tensor<B, 1>,
 ) -> Tensor<B, 4> {
-    let (x, scale, shift) = match stad_kernels::channel_affine(x, scale, shift) {
+    channel_affine_activation(x, scale, shift, Activation::Identity)
+}
+
+/// `act(x·scale_c + shift_c)`: [`channel_affine`] and an activation, one pass on flex.
+pub fn channel_affine_activation<B: Backend>(
+    x: Tensor<B, 4>,
+    scale: Tensor<B, 1>,
+    shift: Tensor<B, 1>,
+    act: Activation,
+) -> Tensor<B, 4> {
+    let (x, scale, shift) = match stad_kernels::channel_affine(x, scale, shift, act) {
         Ok(y) => return y,
         Err(operands) => operands,
     };
     let [b, c, h, w] = x.dims();
     let per_row = |v: Tensor<B, 1>| v.reshape([1, c]).repeat_dim(0, b).reshape([b * c, 1]);
-    (x.reshape([b * c, h * w]) * per_row(scale) + per_row(shift)).reshape([b, c, h, w])
+    let y = (x.reshape([b * c, h * w]) * per_row(scale) + per_row(shift)).reshape([b, c, h, w]);
+    activate(y, act)
 }
 
 /// BatchNorm with PyTorch's semantics, computed with [`channel_affine`].
@@ -35,6 +67,16 @@ pub fn channel_affine<B: Backend>(
 ///   `σ²_run ← (1−m)·σ²_run + m·σ²_B·n/(n−1)` (unbiased; burn's own BatchNorm uses the biased
 ///   variance here).
 pub fn batch_norm<B: Backend>(bn: &BatchNorm<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    batch_norm_activation(bn, x, Activation::Identity)
+}
+
+/// `act(batch_norm(bn, x))`, fused into the BatchNorm's pass (and, in training, its backward
+/// pass) on flex.
+pub fn batch_norm_activation<B: Backend>(
+    bn: &BatchNorm<B>,
+    x: Tensor<B, 4>,
+    act: Activation,
+) -> Tensor<B, 4> {
     let device = x.device();
     let gamma = bn.gamma.val();
     let beta = bn.beta.val();
@@ -42,7 +84,7 @@ pub fn batch_norm<B: Backend>(bn: &BatchNorm<B>, x: Tensor<B, 4>) -> Tensor<B, 4
         let inv_std = bn.running_var.value().add_scalar(bn.epsilon).sqrt().recip();
         let scale = gamma * inv_std;
         let shift = beta - bn.running_mean.value() * scale.clone();
-        return channel_affine(x, scale, shift);
+        return channel_affine_activation(x, scale, shift, act);
     }
     let [b, c, h, w] = x.dims();
     let n = (b * h * w) as f64;
@@ -56,7 +98,7 @@ pub fn batch_norm<B: Backend>(bn: &BatchNorm<B>, x: Tensor<B, 4>) -> Tensor<B, 4
         bn.running_var.update(running_var.detach());
     };
     // One fused pass forward and backward on flex (see `stad_kernels::norm`).
-    let (x, gamma, beta) = match stad_kernels::batch_norm_train(x, gamma, beta, bn.epsilon) {
+    let (x, gamma, beta) = match stad_kernels::batch_norm_train(x, gamma, beta, bn.epsilon, act) {
         Ok((y, mean, var)) => {
             update_running(mean, var);
             return y;
@@ -69,7 +111,7 @@ pub fn batch_norm<B: Backend>(bn: &BatchNorm<B>, x: Tensor<B, 4>) -> Tensor<B, 4
     let var = channel_mean(centered.clone().square());
     update_running(mean.detach(), var.clone().detach());
     let scale = gamma * var.add_scalar(bn.epsilon).sqrt().recip();
-    channel_affine(centered, scale, beta)
+    channel_affine_activation(centered, scale, beta, act)
 }
 
 /// torchvision's convolution init: `kaiming_normal_(mode="fan_out", nonlinearity="relu")`.
@@ -135,14 +177,19 @@ impl<B: Backend> ConvBn<B> {
         batch_norm(&self.bn, conv2d(&self.conv, x))
     }
 
+    /// `act(bn(conv(x)))`, the activation fused into the BatchNorm.
+    pub fn forward_activation(&self, x: Tensor<B, 4>, act: Activation) -> Tensor<B, 4> {
+        batch_norm_activation(&self.bn, conv2d(&self.conv, x), act)
+    }
+
     /// `relu(bn(conv(x)))`.
     pub fn forward_relu(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        relu(self.forward(x))
+        self.forward_activation(x, Activation::Relu)
     }
 
     /// `clamp(bn(conv(x)), 0, 6)` (ReLU6).
     pub fn forward_relu6(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.forward(x).clamp(0.0, 6.0)
+        self.forward_activation(x, Activation::Relu6)
     }
 }
 
@@ -176,21 +223,29 @@ mod tests {
         bn
     }
 
-    /// The fused training-mode kernel on flex against the generic formulation on ndarray:
-    /// outputs and the gradients of the input, γ and β.
+    /// The fused training-mode kernel on flex against the generic formulation on ndarray
+    /// (burn's own ReLU and clamp after it): outputs and the gradients of the input and γ, and
+    /// the running variance, for each fused activation.
     #[test]
     fn training_gradients_equal_the_generic_formulation() {
+        for act in [Activation::Identity, Activation::Relu, Activation::Relu6] {
+            training_gradients_equal_the_generic_formulation_with(act);
+        }
+    }
+
+    fn training_gradients_equal_the_generic_formulation_with(act: Activation) {
         fn run<Bk: burn::tensor::backend::AutodiffBackend>(
             x: &[f32],
             r: &[f32],
             dims: [usize; 4],
+            act: Activation,
         ) -> Vec<Vec<f32>> {
             let device = Default::default();
             let bn = random_bn::<Bk>(&device);
             let x = Tensor::<Bk, 4>::from_data(TensorData::new(x.to_vec(), dims), &device)
                 .require_grad();
             let r = Tensor::<Bk, 4>::from_data(TensorData::new(r.to_vec(), dims), &device);
-            let y = batch_norm(&bn, x.clone());
+            let y = batch_norm_activation(&bn, x.clone(), act);
             let grads = (y.clone() * r).sum().backward();
             let v = |t: Tensor<Bk::InnerBackend, 4>| t.into_data().to_vec::<f32>().unwrap();
             let v1 = |t: Tensor<Bk::InnerBackend, 1>| t.into_data().to_vec::<f32>().unwrap();
@@ -209,8 +264,8 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         let (x, r) = (wave(0.37), wave(1.91));
-        let fast = run::<Autodiff<Flex>>(&x, &r, dims);
-        let generic = run::<Autodiff<burn::backend::NdArray>>(&x, &r, dims);
+        let fast = run::<Autodiff<Flex>>(&x, &r, dims, act);
+        let generic = run::<Autodiff<burn::backend::NdArray>>(&x, &r, dims, act);
         // ndarray sums in f32, the kernel in f64 lanes (checked against an f64 reference in
         // stad-kernels): γ's gradient, a sum of 1260 products, differs by ~1.3e-5 of its scale.
         for (k, (a, b)) in fast.iter().zip(&generic).enumerate() {
@@ -218,7 +273,7 @@ mod tests {
             for (u, v) in a.iter().zip(b) {
                 assert!(
                     (u - v).abs() <= 5e-5 * scale,
-                    "output {k}: {u} vs {v} (scale {scale})"
+                    "{act:?} output {k}: {u} vs {v} (scale {scale})"
                 );
             }
         }
@@ -265,6 +320,57 @@ mod tests {
                 d <= 1e-5 * scale,
                 "output {k}: max diff {d} (scale {scale})"
             );
+        }
+    }
+
+    /// `act(a + b)` on flex against burn's addition and activation on ndarray: the output and
+    /// both operands' gradients, bit for bit (one addition, one comparison per element).
+    #[test]
+    fn fused_residual_activation_equals_burns() {
+        fn run<Bk: burn::tensor::backend::AutodiffBackend>(act: Activation) -> Vec<Vec<f32>> {
+            let device = Default::default();
+            let dims = [2, 3, 5, 7];
+            let n = dims.iter().product::<usize>();
+            let wave = |k: f32| {
+                let v = (0..n)
+                    .map(|i| (i as f32 * k).sin() * 4.0)
+                    .collect::<Vec<_>>();
+                Tensor::<Bk, 4>::from_data(TensorData::new(v, dims), &device).require_grad()
+            };
+            let (a, b, r) = (wave(0.37), wave(1.3), wave(2.9).detach());
+            let y = add_activation(a.clone(), b.clone(), act);
+            let grads = (y.clone() * r).sum().backward();
+            let v = |t: Tensor<Bk::InnerBackend, 4>| t.into_data().to_vec::<f32>().unwrap();
+            vec![
+                v(y.inner()),
+                v(a.grad(&grads).unwrap()),
+                v(b.grad(&grads).unwrap()),
+            ]
+        }
+        for act in [Activation::Identity, Activation::Relu, Activation::Relu6] {
+            assert_eq!(
+                run::<Autodiff<Flex>>(act),
+                run::<Autodiff<burn::backend::NdArray>>(act),
+                "{act:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn inference_with_an_activation_equals_burns_batch_norm_and_clamp() {
+        let device = Default::default();
+        let bn = random_bn::<Flex>(&device);
+        let x = Tensor::<Flex, 4>::random([3, 5, 4, 6], Distribution::Normal(1.0, 4.0), &device);
+        for (act, lo, hi) in [
+            (Activation::Relu, 0.0, f32::MAX),
+            (Activation::Relu6, 0.0, 6.0),
+        ] {
+            batch_norm_activation(&bn, x.clone(), act)
+                .into_data()
+                .assert_approx_eq::<f32>(
+                    &bn.forward(x.clone()).clamp(lo, hi).into_data(),
+                    Tolerance::default(),
+                );
         }
     }
 

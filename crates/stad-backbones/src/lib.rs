@@ -44,7 +44,10 @@ pub mod weights;
 
 pub use backbone::{Backbone, BackboneConfig};
 pub use error::{BackboneError, Result};
-pub use layers::{ConvBn, ConvBnConfig, batch_norm, channel_affine};
+pub use layers::{
+    ConvBn, ConvBnConfig, activate, add_activation, batch_norm, batch_norm_activation,
+    channel_affine, channel_affine_activation,
+};
 pub use mobilenet::{InvertedResidual, MobileNetV2, MobileNetV2Config};
 pub use normalization::{IMAGENET, Normalization, TF_MOBILENET};
 pub use resnet::{ResNet, ResNetArch, ResNetConfig, ResNetStage, ResidualBlock};

@@ -10,12 +10,13 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
-use stad_kernels::conv2d;
+use stad_kernels::{Activation, conv2d, max_pool2d};
 
 use crate::error::{BackboneError, Result};
-use crate::layers::{ConvBn, ConvBnConfig, batch_norm, kaiming_fan_out};
+use crate::layers::{
+    ConvBn, ConvBnConfig, add_activation, batch_norm, batch_norm_activation, kaiming_fan_out,
+};
 use crate::weights::{KeyTarget, TorchvisionKeys};
 
 /// The ResNet variants of torchvision that this crate builds.
@@ -190,12 +191,17 @@ impl<B: Backend> ResidualBlock<B> {
             Some(ds) => ds.forward(x.clone()),
             None => x.clone(),
         };
-        let mut y = relu(batch_norm(&self.bn1, conv2d(&self.conv1, x)));
-        y = batch_norm(&self.bn2, conv2d(&self.conv2, y));
+        let inner = if self.conv3.is_some() {
+            Activation::Relu
+        } else {
+            Activation::Identity
+        };
+        let mut y = batch_norm_activation(&self.bn1, conv2d(&self.conv1, x), Activation::Relu);
+        y = batch_norm_activation(&self.bn2, conv2d(&self.conv2, y), inner);
         if let (Some(conv3), Some(bn3)) = (&self.conv3, &self.bn3) {
-            y = batch_norm(bn3, conv2d(conv3, relu(y)));
+            y = batch_norm(bn3, conv2d(conv3, y));
         }
-        relu(y + identity)
+        add_activation(y, identity, Activation::Relu)
     }
 }
 
@@ -335,8 +341,10 @@ impl<B: Backend> ResNet<B> {
 
     /// `maxpool(relu(bn1(conv1(x))))`.
     fn stem(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.maxpool
-            .forward(relu(batch_norm(&self.bn1, conv2d(&self.conv1, x))))
+        max_pool2d(
+            &self.maxpool,
+            batch_norm_activation(&self.bn1, conv2d(&self.conv1, x), Activation::Relu),
+        )
     }
 
     fn stages(&self) -> [&Vec<ResidualBlock<B>>; 4] {

@@ -14,6 +14,8 @@ use burn::backend::flex::{FlexTensor, Layout};
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Bytes, DType, Shape};
 
+use crate::norm::Activation;
+use crate::pool::{self, PoolGeometry};
 use crate::{ConvGeometry, kernels, norm};
 
 /// The autodiff backend whose convolutions this module implements.
@@ -150,7 +152,14 @@ fn dims_of(t: &FlexTensor) -> Vec<usize> {
 struct BatchNormBackward;
 
 impl Backward<Flex, 3> for BatchNormBackward {
-    type State = (NodeId, NodeId, norm::BatchStats);
+    /// `(x, γ, statistics, activation, output)`; the output only with an activation.
+    type State = (
+        NodeId,
+        NodeId,
+        norm::BatchStats,
+        Activation,
+        Option<FlexTensor>,
+    );
 
     fn backward(
         self,
@@ -159,7 +168,7 @@ impl Backward<Flex, 3> for BatchNormBackward {
         checkpointer: &mut Checkpointer,
     ) {
         let dy: FlexTensor = grads.consume::<Flex>(&ops.node);
-        let (x_state, gamma_state, stats) = ops.state;
+        let (x_state, gamma_state, stats, act, y) = ops.state;
         let x: FlexTensor = checkpointer.retrieve_node_output(x_state);
         let gamma: FlexTensor = checkpointer.retrieve_node_output(gamma_state);
         let dims = dims_of(&x);
@@ -169,6 +178,7 @@ impl Backward<Flex, 3> for BatchNormBackward {
             &values(&gamma),
             &stats,
             &values(&dy),
+            (act, y.as_ref().map(values).as_deref()),
         );
         let [node_x, node_gamma, node_beta] = ops.parents;
         let c = dims[1];
@@ -191,6 +201,7 @@ pub(crate) fn batch_norm_train_autodiff(
     gamma: FloatTensor<FlexAutodiff>,
     beta: FloatTensor<FlexAutodiff>,
     eps: f64,
+    act: Activation,
 ) -> (FloatTensor<FlexAutodiff>, FlexTensor, FlexTensor) {
     let dims = dims_of(&x.primitive);
     let c = dims[1];
@@ -200,6 +211,7 @@ pub(crate) fn batch_norm_train_autodiff(
         &values(&gamma.primitive),
         &values(&beta.primitive),
         eps,
+        act,
     );
     let (mean, var) = (
         tensor(stats.mean.clone(), &[c]),
@@ -213,7 +225,14 @@ pub(crate) fn batch_norm_train_autodiff(
         .stateful()
     {
         OpsKind::Tracked(mut prep) => {
-            let state = (prep.checkpoint(&x), prep.checkpoint(&gamma), stats);
+            let kept = (act != Activation::Identity).then(|| y.clone());
+            let state = (
+                prep.checkpoint(&x),
+                prep.checkpoint(&gamma),
+                stats,
+                act,
+                kept,
+            );
             prep.finish(state, y)
         }
         OpsKind::UnTracked(prep) => prep.finish(y),
@@ -221,11 +240,76 @@ pub(crate) fn batch_norm_train_autodiff(
     (out, mean, var)
 }
 
-/// `y = x·scale_c + shift_c` on flex.
-pub(crate) fn channel_affine(x: &FlexTensor, scale: &FlexTensor, shift: &FlexTensor) -> FlexTensor {
+/// `y = act(x·scale_c + shift_c)` on flex.
+pub(crate) fn channel_affine(
+    x: &FlexTensor,
+    scale: &FlexTensor,
+    shift: &FlexTensor,
+    act: Activation,
+) -> FlexTensor {
     let dims = dims_of(x);
-    let y = norm::channel_affine(planes(&dims), &values(x), &values(scale), &values(shift));
+    let y = norm::channel_affine(
+        planes(&dims),
+        &values(x),
+        &values(scale),
+        &values(shift),
+        act,
+    );
     tensor(y, &dims)
+}
+
+/// `y = act(a + b)` on flex (equal shapes).
+pub(crate) fn add_activation(a: &FlexTensor, b: &FlexTensor, act: Activation) -> FlexTensor {
+    tensor(
+        norm::add_activation(&values(a), &values(b), act),
+        &dims_of(a),
+    )
+}
+
+/// The backward step of [`add_activation_autodiff`]: parents `[a, b]`, the state the output.
+#[derive(Debug)]
+struct AddActivationBackward;
+
+impl Backward<Flex, 2> for AddActivationBackward {
+    type State = (FlexTensor, Activation);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let dy: FlexTensor = grads.consume::<Flex>(&ops.node);
+        let (y, act) = ops.state;
+        let g = tensor(
+            norm::activation_grad(&values(&y), &values(&dy), act),
+            &dims_of(&y),
+        );
+        let [node_a, node_b] = ops.parents;
+        if let Some(node) = node_a {
+            grads.register::<Flex>(node.id, g.clone());
+        }
+        if let Some(node) = node_b {
+            grads.register::<Flex>(node.id, g);
+        }
+    }
+}
+
+/// `y = act(a + b)` on `Autodiff<Flex>`, recording [`AddActivationBackward`].
+pub(crate) fn add_activation_autodiff(
+    a: FloatTensor<FlexAutodiff>,
+    b: FloatTensor<FlexAutodiff>,
+    act: Activation,
+) -> FloatTensor<FlexAutodiff> {
+    let y = add_activation(&a.primitive, &b.primitive, act);
+    match AddActivationBackward
+        .prepare::<NoCheckpointing>([a.node.clone(), b.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((y.clone(), act), y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    }
 }
 
 /// The STFPM layer loss on flex, `[1]`.
@@ -285,5 +369,55 @@ pub(crate) fn stfpm_layer_loss_autodiff(
             prep.finish(state, loss)
         }
         OpsKind::UnTracked(prep) => prep.finish(loss),
+    }
+}
+
+/// Max pooling on flex (inference: no positions kept).
+pub(crate) fn max_pool(g: &PoolGeometry, x: &FlexTensor) -> FlexTensor {
+    tensor(pool::forward(g, &values(x)), &g.y_dims())
+}
+
+/// The backward step of [`max_pool_autodiff`]: the parent is the input; the state holds each
+/// output's argmax.
+#[derive(Debug)]
+struct MaxPoolBackward;
+
+impl Backward<Flex, 1> for MaxPoolBackward {
+    type State = (Vec<u32>, PoolGeometry);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let dy: FlexTensor = grads.consume::<Flex>(&ops.node);
+        let (argmax, g) = ops.state;
+        let [node] = ops.parents;
+        if let Some(node) = node {
+            let dx = pool::backward(&g, &argmax, &values(&dy));
+            grads.register::<Flex>(
+                node.id,
+                tensor(dx, &[g.batch, g.channels, g.in_size[0], g.in_size[1]]),
+            );
+        }
+    }
+}
+
+/// Max pooling on `Autodiff<Flex>`, recording [`MaxPoolBackward`].
+pub(crate) fn max_pool_autodiff(
+    g: &PoolGeometry,
+    x: FloatTensor<FlexAutodiff>,
+) -> FloatTensor<FlexAutodiff> {
+    match MaxPoolBackward
+        .prepare::<NoCheckpointing>([x.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let (y, argmax) = pool::forward_with_argmax(g, &values(&x.primitive));
+            prep.finish((argmax, *g), tensor(y, &g.y_dims()))
+        }
+        OpsKind::UnTracked(prep) => prep.finish(max_pool(g, &x.primitive)),
     }
 }

@@ -25,6 +25,7 @@
 pub mod geometry;
 pub mod kernels;
 pub mod norm;
+pub mod pool;
 
 mod flex;
 
@@ -56,11 +57,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use burn::backend::Flex;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
+use burn::nn::pool::MaxPool2d;
 use burn::prelude::*;
 use burn::tensor::ops::PaddedConvOptions;
 use burn::tensor::{DType, TensorPrimitive};
 
 pub use geometry::{ConvGeometry, ConvShapeError};
+pub use norm::Activation;
+pub use pool::PoolGeometry;
 
 use crate::flex::FlexAutodiff;
 
@@ -83,26 +87,38 @@ impl ConvSpec {
     /// The settings of a burn `Conv2d` for an input of `in_size = [H, W]` (its padding resolved
     /// as burn resolves it: `Same` puts the odd pixel after, as ONNX does).
     pub fn of<B: Backend>(conv: &Conv2d<B>, in_size: [usize; 2]) -> Self {
-        let (pad_begin, pad_end) = match conv.padding {
-            PaddingConfig2d::Valid => ([0, 0], [0, 0]),
-            PaddingConfig2d::Explicit(top, left, bottom, right) => ([top, left], [bottom, right]),
-            PaddingConfig2d::Same => {
-                let same = |axis: usize| {
-                    let (k, s, n) = (conv.kernel_size[axis], conv.stride[axis], in_size[axis]);
-                    let total = ((n.div_ceil(s) - 1) * s + k).saturating_sub(n);
-                    (total / 2, total - total / 2)
-                };
-                let (top, bottom) = same(0);
-                let (left, right) = same(1);
-                ([top, left], [bottom, right])
-            }
-        };
+        let (pad_begin, pad_end) =
+            resolve_padding(&conv.padding, conv.kernel_size, conv.stride, in_size);
         Self {
             stride: conv.stride,
             dilation: conv.dilation,
             pad_begin,
             pad_end,
             groups: conv.groups,
+        }
+    }
+}
+
+/// `(pad_begin, pad_end)` of a burn padding for an input of `in_size`, resolved as burn
+/// resolves it: `Same` puts the odd pixel after, as ONNX does.
+fn resolve_padding(
+    padding: &PaddingConfig2d,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    in_size: [usize; 2],
+) -> ([usize; 2], [usize; 2]) {
+    match *padding {
+        PaddingConfig2d::Valid => ([0, 0], [0, 0]),
+        PaddingConfig2d::Explicit(top, left, bottom, right) => ([top, left], [bottom, right]),
+        PaddingConfig2d::Same => {
+            let same = |axis: usize| {
+                let (k, s, n) = (kernel[axis], stride[axis], in_size[axis]);
+                let total = (n.div_ceil(s).saturating_sub(1) * s + k).saturating_sub(n);
+                (total / 2, total - total / 2)
+            };
+            let (top, bottom) = same(0);
+            let (left, right) = same(1);
+            ([top, left], [bottom, right])
         }
     }
 }
@@ -179,6 +195,47 @@ pub fn convolve<B: Backend>(
     burn::tensor::module::conv2d(x, weight, bias, options)
 }
 
+/// `pool.forward(x)` with stad's kernel on flex (with or without autodiff; see [`pool`]):
+/// bit-identical values to burn's `MaxPool2d::forward`, the gradient sent to the same
+/// (first) maximum. Ceil mode and other backends run burn's pooling.
+pub fn max_pool2d<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let dims = x.dims();
+    let (pad_begin, pad_end) = resolve_padding(
+        &pool.padding,
+        pool.kernel_size,
+        pool.stride,
+        [dims[2], dims[3]],
+    );
+    let geometry = PoolGeometry::new(
+        dims,
+        pool.kernel_size,
+        pool.stride,
+        pool.dilation,
+        pad_begin,
+        pad_end,
+    );
+    let x = match geometry {
+        Some(g) if fast_kernels() && !pool.ceil_mode && x.dtype() == DType::F32 => {
+            match cast::<_, Tensor<Flex, 4>>(x) {
+                Ok(x) => {
+                    let y = flex::max_pool(&g, &float(x));
+                    return cast(from_float::<Flex>(y)).unwrap_or_else(|_| unreachable!());
+                }
+                Err(x) => match cast::<_, Tensor<FlexAutodiff, 4>>(x) {
+                    Ok(x) => {
+                        let y = flex::max_pool_autodiff(&g, float(x));
+                        return cast(from_float::<FlexAutodiff>(y))
+                            .unwrap_or_else(|_| unreachable!());
+                    }
+                    Err(x) => x,
+                },
+            }
+        }
+        _ => x,
+    };
+    pool.forward(x)
+}
+
 type Operands<B> = (Tensor<B, 4>, Tensor<B, 4>, Option<Tensor<B, 1>>);
 
 /// A training-mode BatchNorm's `(y, μ, σ²)`.
@@ -191,8 +248,8 @@ fn all_f32<B: Backend, const D: usize>(tensors: &[&Tensor<B, D>]) -> bool {
     tensors.iter().all(|t| t.dtype() == DType::F32)
 }
 
-/// Training-mode BatchNorm with batch statistics on `Autodiff<Flex>`:
-/// `Ok((y, μ, σ²))` with `y = (x − μ_c)·γ_c/√(σ²_c + ε) + β_c`, `μ`, `σ²` (biased) over
+/// Training-mode BatchNorm with batch statistics and a fused activation on `Autodiff<Flex>`:
+/// `Ok((y, μ, σ²))` with `y = act((x − μ_c)·γ_c/√(σ²_c + ε) + β_c)`, `μ`, `σ²` (biased) over
 /// `(B, H, W)` and returned as constants; see [`norm::batch_norm_train`]. On every other
 /// backend `Err` hands the operands back for the generic formulation.
 pub fn batch_norm_train<B: Backend>(
@@ -200,12 +257,14 @@ pub fn batch_norm_train<B: Backend>(
     gamma: Tensor<B, 1>,
     beta: Tensor<B, 1>,
     eps: f64,
+    act: Activation,
 ) -> Result<BatchNormOutput<B>, ChannelOperands<B>> {
     if !(fast_kernels() && all_f32(&[&x]) && all_f32(&[&gamma, &beta])) {
         return Err((x, gamma, beta));
     }
     let (x, gamma, beta) = cast::<_, ChannelOperands<FlexAutodiff>>((x, gamma, beta))?;
-    let (y, mean, var) = flex::batch_norm_train_autodiff(float(x), float(gamma), float(beta), eps);
+    let (y, mean, var) =
+        flex::batch_norm_train_autodiff(float(x), float(gamma), float(beta), eps, act);
     let constant = |t| {
         Tensor::<FlexAutodiff, 1>::from_inner(Tensor::<Flex, 1>::from_primitive(
             TensorPrimitive::Float(t),
@@ -215,19 +274,43 @@ pub fn batch_norm_train<B: Backend>(
     Ok(cast(out).unwrap_or_else(|_| unreachable!()))
 }
 
-/// `y = x·scale_c + shift_c` on `Flex` in one pass (BatchNorm in inference mode); `Err` hands
-/// the operands back on every other backend.
+/// `y = act(x·scale_c + shift_c)` on `Flex` in one pass (BatchNorm in inference mode and its
+/// activation); `Err` hands the operands back on every other backend.
 pub fn channel_affine<B: Backend>(
     x: Tensor<B, 4>,
     scale: Tensor<B, 1>,
     shift: Tensor<B, 1>,
+    act: Activation,
 ) -> Result<Tensor<B, 4>, ChannelOperands<B>> {
     if !(fast_kernels() && all_f32(&[&x]) && all_f32(&[&scale, &shift])) {
         return Err((x, scale, shift));
     }
     let (x, scale, shift) = cast::<_, ChannelOperands<Flex>>((x, scale, shift))?;
-    let y = flex::channel_affine(&float(x), &float(scale), &float(shift));
+    let y = flex::channel_affine(&float(x), &float(scale), &float(shift), act);
     Ok(cast(from_float::<Flex>(y)).unwrap_or_else(|_| unreachable!()))
+}
+
+/// `y = act(a + b)` in one pass on flex, with or without autodiff (a residual connection and
+/// its activation; the gradient `dy·[act passes at y]` goes to both operands); `Err` hands the
+/// operands back on every other backend and for unequal shapes.
+pub fn add_activation<B: Backend>(
+    a: Tensor<B, 4>,
+    b: Tensor<B, 4>,
+    act: Activation,
+) -> Result<Tensor<B, 4>, (Tensor<B, 4>, Tensor<B, 4>)> {
+    if !(fast_kernels() && all_f32(&[&a, &b]) && a.dims() == b.dims()) {
+        return Err((a, b));
+    }
+    let (a, b) = match cast::<_, (Tensor<Flex, 4>, Tensor<Flex, 4>)>((a, b)) {
+        Ok((a, b)) => {
+            let y = flex::add_activation(&float(a), &float(b), act);
+            return Ok(cast(from_float::<Flex>(y)).unwrap_or_else(|_| unreachable!()));
+        }
+        Err(operands) => operands,
+    };
+    let (a, b) = cast::<_, (Tensor<FlexAutodiff, 4>, Tensor<FlexAutodiff, 4>)>((a, b))?;
+    let y = flex::add_activation_autodiff(float(a), float(b), act);
+    Ok(cast(from_float::<FlexAutodiff>(y)).unwrap_or_else(|_| unreachable!()))
 }
 
 /// The STFPM loss of one layer on flex (with or without autodiff):

@@ -49,6 +49,62 @@ fn row_sum2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
     acc.iter().sum::<f64>() + tail
 }
 
+/// The activation a per-channel kernel applies to its result `z` (fused, to save a pass over
+/// the tensor and an autodiff node).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Activation {
+    /// `y = z`.
+    #[default]
+    Identity,
+    /// `y = max(z, 0)`; the gradient passes where `y > 0` (PyTorch's `threshold_backward`).
+    Relu,
+    /// `y = min(max(z, 0), 6)`; the gradient passes where `0 < y < 6` (PyTorch's
+    /// `hardtanh_backward`).
+    Relu6,
+}
+
+impl Activation {
+    /// `y` from `z` (NaN stays NaN).
+    #[inline(always)]
+    pub fn apply(self, z: f32) -> f32 {
+        match self {
+            Self::Identity => z,
+            Self::Relu => {
+                if z > 0.0 || z.is_nan() {
+                    z
+                } else {
+                    0.0
+                }
+            }
+            Self::Relu6 => {
+                if z.is_nan() || (z > 0.0 && z < 6.0) {
+                    z
+                } else if z >= 6.0 {
+                    6.0
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+
+    /// Whether the gradient passes at an output value `y`.
+    #[inline(always)]
+    pub fn passes(self, y: f32) -> bool {
+        match self {
+            Self::Identity => true,
+            Self::Relu => y > 0.0,
+            Self::Relu6 => y > 0.0 && y < 6.0,
+        }
+    }
+
+    /// `dy` where the gradient passes at the output `y`, else 0.
+    #[inline(always)]
+    fn gate(self, y: f32, dy: f32) -> f32 {
+        if self.passes(y) { dy } else { 0.0 }
+    }
+}
+
 /// Per-channel statistics of a training-mode BatchNorm.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BatchStats {
@@ -66,14 +122,16 @@ fn channel_planes(x: &[f32], dims: [usize; 3], c: usize) -> impl Iterator<Item =
     (0..b).map(move |n| &x[(n * ch + c) * p..][..p])
 }
 
-/// BatchNorm forward with batch statistics: `y = (x − μ_c)·γ_c/√(σ²_c + ε) + β_c` for
-/// `x: [B, C, P]` (`P = H·W`), with `μ_c`, `σ²_c` (biased) over `(B, P)`, computed in two passes.
+/// BatchNorm forward with batch statistics and a fused activation:
+/// `y = act((x − μ_c)·γ_c/√(σ²_c + ε) + β_c)` for `x: [B, C, P]` (`P = H·W`), with `μ_c`,
+/// `σ²_c` (biased) over `(B, P)`, computed in two passes.
 pub fn batch_norm_train(
     dims: [usize; 3],
     x: &[f32],
     gamma: &[f32],
     beta: &[f32],
     eps: f64,
+    act: Activation,
 ) -> (Vec<f32>, BatchStats) {
     let [b, c, p] = dims;
     assert_eq!(x.len(), b * c * p, "input of {dims:?} expected");
@@ -106,7 +164,7 @@ pub fn batch_norm_train(
             // Centre first: `x·scale + (β − μ·scale)` cancels catastrophically when |μ| ≫ σ.
             let (scale, shift) = (gamma[ch] * inv_std, beta[ch]);
             for (o, v) in out.iter_mut().zip(&x[plane * p..][..p]) {
-                *o = (v - mean) * scale + shift;
+                *o = act.apply((v - mean) * scale + shift);
             }
         });
     let stats = BatchStats {
@@ -117,8 +175,10 @@ pub fn batch_norm_train(
     (y, stats)
 }
 
-/// Gradients of [`batch_norm_train`] from `dy`: with `x̂ = (x − μ_c)/√(σ²_c + ε)` and `N = B·P`,
-/// `dβ_c = Σ dy`, `dγ_c = Σ dy·x̂`, `dx = γ_c/√(σ²_c + ε) · (dy − dβ_c/N − x̂·dγ_c/N)`.
+/// Gradients of [`batch_norm_train`] from `dy`: with `g = dy` where the activation passes at
+/// the output `y` (else 0), `x̂ = (x − μ_c)/√(σ²_c + ε)` and `N = B·P`,
+/// `dβ_c = Σ g`, `dγ_c = Σ g·x̂`, `dx = γ_c/√(σ²_c + ε) · (g − dβ_c/N − x̂·dγ_c/N)`.
+/// `y` (the forward output) is needed for any activation but [`Activation::Identity`].
 /// Returns `(dx, dγ, dβ)`.
 pub fn batch_norm_train_backward(
     dims: [usize; 3],
@@ -126,12 +186,31 @@ pub fn batch_norm_train_backward(
     gamma: &[f32],
     stats: &BatchStats,
     dy: &[f32],
+    (act, y): (Activation, Option<&[f32]>),
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let [b, c, p] = dims;
     assert!(
         x.len() == b * c * p && dy.len() == x.len(),
         "tensors of {dims:?} expected"
     );
+    // The gated gradient `g` (a copy only when an activation was fused).
+    let gated: Option<Vec<f32>> = match (act, y) {
+        (Activation::Identity, _) => None,
+        (_, Some(y)) => {
+            assert_eq!(y.len(), x.len(), "output of {dims:?} expected");
+            let mut g = vec![0.0f32; dy.len()];
+            g.par_chunks_mut(1 << 14)
+                .zip(dy.par_chunks(1 << 14).zip(y.par_chunks(1 << 14)))
+                .for_each(|(g, (d, y))| {
+                    for ((g, &d), &y) in g.iter_mut().zip(d).zip(y) {
+                        *g = act.gate(y, d);
+                    }
+                });
+            Some(g)
+        }
+        (_, None) => panic!("the forward output is needed to differentiate {act:?}"),
+    };
+    let dy = gated.as_deref().unwrap_or(dy);
     let sums: Vec<(f32, f32)> = (0..c)
         .into_par_iter()
         .map(|ch| {
@@ -168,8 +247,14 @@ pub fn batch_norm_train_backward(
     )
 }
 
-/// `y = x·scale_c + shift_c` for `x: [B, C, P]` (BatchNorm in inference mode).
-pub fn channel_affine(dims: [usize; 3], x: &[f32], scale: &[f32], shift: &[f32]) -> Vec<f32> {
+/// `y = act(x·scale_c + shift_c)` for `x: [B, C, P]` (BatchNorm in inference mode).
+pub fn channel_affine(
+    dims: [usize; 3],
+    x: &[f32],
+    scale: &[f32],
+    shift: &[f32],
+    act: Activation,
+) -> Vec<f32> {
     let [b, c, p] = dims;
     assert_eq!(x.len(), b * c * p, "input of {dims:?} expected");
     assert!(
@@ -182,10 +267,39 @@ pub fn channel_affine(dims: [usize; 3], x: &[f32], scale: &[f32], shift: &[f32])
         .for_each(|(plane, out)| {
             let (a, s) = (scale[plane % c], shift[plane % c]);
             for (o, v) in out.iter_mut().zip(&x[plane * p..][..p]) {
-                *o = v * a + s;
+                *o = act.apply(v * a + s);
             }
         });
     y
+}
+
+/// `y = act(a + b)` element by element (a residual connection and its activation).
+pub fn add_activation(a: &[f32], b: &[f32], act: Activation) -> Vec<f32> {
+    assert_eq!(a.len(), b.len(), "operands of one length");
+    let mut y = vec![0.0f32; a.len()];
+    y.par_chunks_mut(1 << 14)
+        .zip(a.par_chunks(1 << 14).zip(b.par_chunks(1 << 14)))
+        .for_each(|(y, (a, b))| {
+            for ((y, &a), &b) in y.iter_mut().zip(a).zip(b) {
+                *y = act.apply(a + b);
+            }
+        });
+    y
+}
+
+/// The gradient of [`add_activation`] (the same for both operands): `dy` where the activation
+/// passes at the output `y`, else 0.
+pub fn activation_grad(y: &[f32], dy: &[f32], act: Activation) -> Vec<f32> {
+    assert_eq!(y.len(), dy.len(), "operands of one length");
+    let mut g = vec![0.0f32; y.len()];
+    g.par_chunks_mut(1 << 14)
+        .zip(y.par_chunks(1 << 14).zip(dy.par_chunks(1 << 14)))
+        .for_each(|(g, (y, d))| {
+            for ((g, &y), &d) in g.iter_mut().zip(y).zip(d) {
+                *g = act.gate(y, d);
+            }
+        });
+    g
 }
 
 /// Per position of one image `[C, P]`: `1/max(‖v_{·,p}‖, ε)` over the channels.
@@ -312,7 +426,8 @@ mod tests {
     fn batch_norm_normalises_each_channel() {
         let dims = [3, 4, 10];
         let x = values(120, 1);
-        let (y, stats) = batch_norm_train(dims, &x, &[1.0; 4], &[0.0; 4], 1e-5);
+        let (y, stats) =
+            batch_norm_train(dims, &x, &[1.0; 4], &[0.0; 4], 1e-5, Activation::Identity);
         for ch in 0..4 {
             let vals: Vec<f64> = channel_planes(&y, dims, ch)
                 .flatten()
@@ -338,10 +453,15 @@ mod tests {
     fn batch_norm_gradients_match_finite_differences() {
         let dims = [2, 3, 7];
         let (x, gamma, beta, r) = (values(42, 2), values(3, 3), values(3, 4), values(42, 5));
-        let loss =
-            |x: &[f32], g: &[f32], b: &[f32]| dot(&batch_norm_train(dims, x, g, b, 1e-5).0, &r);
-        let (_, stats) = batch_norm_train(dims, &x, &gamma, &beta, 1e-5);
-        let (dx, dg, db) = batch_norm_train_backward(dims, &x, &gamma, &stats, &r);
+        let loss = |x: &[f32], g: &[f32], b: &[f32]| {
+            dot(
+                &batch_norm_train(dims, x, g, b, 1e-5, Activation::Identity).0,
+                &r,
+            )
+        };
+        let (_, stats) = batch_norm_train(dims, &x, &gamma, &beta, 1e-5, Activation::Identity);
+        let (dx, dg, db) =
+            batch_norm_train_backward(dims, &x, &gamma, &stats, &r, (Activation::Identity, None));
         let dir = values(42, 6);
         let fd = directional(|v| loss(v, &gamma, &beta), &x, &dir, 1e-2);
         assert!(
@@ -368,8 +488,9 @@ mod tests {
             .map(|(i, v)| 20.0 * (i % c) as f32 + 0.05 * v)
             .collect();
         let (gamma, dy) = (values(c, 12), values(b * c * p, 13));
-        let (_, stats) = batch_norm_train(dims, &x, &gamma, &[0.0; 3], 1e-5);
-        let (dx, _, _) = batch_norm_train_backward(dims, &x, &gamma, &stats, &dy);
+        let (_, stats) = batch_norm_train(dims, &x, &gamma, &[0.0; 3], 1e-5, Activation::Identity);
+        let (dx, _, _) =
+            batch_norm_train_backward(dims, &x, &gamma, &stats, &dy, (Activation::Identity, None));
         let n = (b * p) as f64;
         for (ch, &g) in gamma.iter().enumerate() {
             let idx: Vec<usize> = (0..b)
