@@ -18,6 +18,10 @@ use stad::backbones::{Backbone, BackboneConfig};
 use stad::backend::{Cpu, CpuAutodiff};
 use stad::{MethodConfig, MethodKind, ModelConfig, StudentTeacher, TeacherWeights};
 
+/// The allocator `stad` (the CLI) runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BATCH: usize = 8;
 const SIZE: usize = 224;
 

@@ -25,6 +25,10 @@ use stad::backbones::{Backbone, BackboneConfig};
 use stad::backend::{Cpu, CpuAutodiff};
 use stad::{MethodConfig, MethodKind, ModelConfig, StudentTeacher, TeacherWeights};
 
+/// The allocator `stad` (the CLI) runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Args {
     size: usize,
     batch: usize,

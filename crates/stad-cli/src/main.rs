@@ -5,6 +5,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Large activations are freed and allocated again every step: mimalloc reuses their memory,
+/// where the system allocator returns it to the kernel and page-faults it back in.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = stad_cli::Cli::parse();
     match stad_cli::run(cli) {

@@ -21,6 +21,7 @@
 use std::cell::RefCell;
 
 use gemm::Parallelism;
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 use crate::ConvGeometry;
@@ -420,7 +421,102 @@ fn for_each_chunk(
     }
 }
 
-/// Depthwise forward: per `(b, c)` plane, `y = bias_c + Σ_{u,v} w[c, u, v]·shift_{u,v}(x)`.
+/// A depthwise plane's input as [`split_phases`] lays it out: row `ih` of the columns
+/// `first, first + s, …` is contiguous.
+struct Phases<'a> {
+    data: &'a [f32],
+    rows: usize,
+    row_len: usize,
+    stride: usize,
+}
+
+impl Phases<'_> {
+    /// `len` input values of row `ih`, from column `first` every `stride` columns.
+    #[inline(always)]
+    fn row(&self, ih: usize, first: usize, len: usize) -> &[f32] {
+        let (phase, start) = (first % self.stride, first / self.stride);
+        &self.data[(phase * self.rows + ih) * self.row_len + start..][..len]
+    }
+}
+
+/// Columns per phase row of a plane `W` wide for column stride `s`: `⌈W/s⌉`.
+fn phase_len(w: usize, s: usize) -> usize {
+    w.div_ceil(s)
+}
+
+/// Regroups the columns of `plane: [H, W]` by their remainder modulo `s`: phase `p` holds
+/// columns `p, p + s, …` of each row, as rows of [`phase_len`] values (`out[(p·H + ih)·len + k]
+/// = plane[ih, p + k·s]`, unused tail entries zero). Makes a column-strided convolution's
+/// inner loops contiguous.
+fn split_phases(plane: &[f32], [h, w]: [usize; 2], s: usize, out: &mut [f32]) {
+    let len = phase_len(w, s);
+    for p in 0..s {
+        for ih in 0..h {
+            let row = &plane[ih * w..][..w];
+            let dst = &mut out[(p * h + ih) * len..][..len];
+            let mut k = 0;
+            for (d, v) in dst.iter_mut().zip(row[p.min(w)..].iter().step_by(s)) {
+                *d = *v;
+                k += 1;
+            }
+            dst[k..].fill(0.0);
+        }
+    }
+}
+
+/// The inverse of [`split_phases`]: writes every column of `plane` from its phase row.
+fn merge_phases(phases: &[f32], [h, w]: [usize; 2], s: usize, plane: &mut [f32]) {
+    let len = phase_len(w, s);
+    for p in 0..s.min(w) {
+        for ih in 0..h {
+            let src = &phases[(p * h + ih) * len..][..len];
+            let row = &mut plane[ih * w..][..w];
+            for (d, v) in row[p..].iter_mut().step_by(s).zip(src) {
+                *d = *v;
+            }
+        }
+    }
+}
+
+/// Runs `f` with the plane's input in phase layout (a copy only for a column stride > 1).
+fn with_phases<R>(g: &ConvGeometry, plane: &[f32], f: impl FnOnce(&Phases<'_>) -> R) -> R {
+    let [h, w] = g.in_size;
+    let s = g.stride[1];
+    if s == 1 {
+        return f(&Phases {
+            data: plane,
+            rows: h,
+            row_len: w,
+            stride: 1,
+        });
+    }
+    let len = phase_len(w, s);
+    with_scratch(s * h * len, |buf| {
+        split_phases(plane, [h, w], s, buf);
+        f(&Phases {
+            data: buf,
+            rows: h,
+            row_len: len,
+            stride: s,
+        })
+    })
+}
+
+/// One plane of [`depthwise_forward`] (`yp` holds the bias or zeros).
+#[multiversion(targets = "simd")]
+fn depthwise_forward_plane<'a>(g: &ConvGeometry, xs: &Phases<'a>, wc: &[f32], yp: &mut [f32]) {
+    for_each_tap_row(g, |tap, oh, ih, ow, first| {
+        let wv = wc[tap];
+        let xrow = xs.row(ih, first, ow.len());
+        let yrow = &mut yp[oh * g.out_size[1]..][ow];
+        for (yv, xv) in yrow.iter_mut().zip(xrow) {
+            *yv += wv * *xv;
+        }
+    });
+}
+
+/// Depthwise forward: per `(b, c)` plane, `y = bias_c + Σ_{u,v} w[c, u, v]·shift_{u,v}(x)`
+/// (taps added in `(u, v)` order).
 fn depthwise_forward(
     g: &ConvGeometry,
     x: &[f32],
@@ -436,32 +532,42 @@ fn depthwise_forward(
             if let Some(bias) = bias {
                 yp.fill(bias[c]);
             }
-            let xp = &x[n * pin..][..pin];
             let wc = &weight[c * taps..][..taps];
-            for_each_tap_row(g, |tap, oh, ih, ow, first| {
-                let wv = wc[tap];
-                let yrow = &mut yp[oh * g.out_size[1]..][ow.clone()];
-                let xrow = &xp[ih * g.in_size[1]..][..g.in_size[1]];
-                if g.stride[1] == 1 {
-                    for (yv, xv) in yrow.iter_mut().zip(&xrow[first..]) {
-                        *yv += wv * *xv;
-                    }
-                } else {
-                    for (yv, xv) in yrow
-                        .iter_mut()
-                        .zip(xrow[first..].iter().step_by(g.stride[1]))
-                    {
-                        *yv += wv * *xv;
-                    }
-                }
+            with_phases(g, &x[n * pin..][..pin], |xs| {
+                depthwise_forward_plane(g, xs, wc, yp)
             });
         });
     y
 }
 
-/// Depthwise input gradient: per plane, `dx += w[c, u, v]·shift_{u,v}ᵀ(dy)`.
+/// One plane of [`depthwise_input_grad`], accumulated into `dxs` (phase layout).
+#[multiversion(targets = "simd")]
+fn depthwise_input_grad_plane(
+    g: &ConvGeometry,
+    dyp: &[f32],
+    wc: &[f32],
+    dxs: &mut [f32],
+    (rows, row_len): (usize, usize),
+) {
+    let s = g.stride[1];
+    for_each_tap_row(g, |tap, oh, ih, ow, first| {
+        let wv = wc[tap];
+        let dyrow = &dyp[oh * g.out_size[1]..][ow];
+        let (phase, start) = (first % s, first / s);
+        let dxrow = &mut dxs[(phase * rows + ih) * row_len + start..][..dyrow.len()];
+        for (d, v) in dxrow.iter_mut().zip(dyrow) {
+            *d += wv * *v;
+        }
+    });
+}
+
+/// Depthwise input gradient: per plane, `dx += w[c, u, v]·shift_{u,v}ᵀ(dy)` (taps added in
+/// `(u, v)` order).
 fn depthwise_input_grad(g: &ConvGeometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
     let (pin, pout, taps) = (g.in_plane(), g.out_plane(), g.kernel[0] * g.kernel[1]);
+    let [h, w] = g.in_size;
+    let s = g.stride[1];
+    let len = phase_len(w, s);
     let mut dx = vec![0.0f32; g.batch * g.in_channels * pin];
     dx.par_chunks_exact_mut(pin)
         .enumerate()
@@ -469,22 +575,31 @@ fn depthwise_input_grad(g: &ConvGeometry, weight: &[f32], dy: &[f32]) -> Vec<f32
             let c = n % g.in_channels;
             let dyp = &dy[n * pout..][..pout];
             let wc = &weight[c * taps..][..taps];
-            for_each_tap_row(g, |tap, oh, ih, ow, first| {
-                let wv = wc[tap];
-                let dyrow = &dyp[oh * g.out_size[1]..][ow.clone()];
-                let dxrow = &mut dxp[ih * g.in_size[1]..][..g.in_size[1]];
-                if g.stride[1] == 1 {
-                    for (d, v) in dxrow[first..].iter_mut().zip(dyrow) {
-                        *d += wv * *v;
-                    }
-                } else {
-                    for (d, v) in dxrow[first..].iter_mut().step_by(g.stride[1]).zip(dyrow) {
-                        *d += wv * *v;
-                    }
-                }
-            });
+            if s == 1 {
+                depthwise_input_grad_plane(g, dyp, wc, dxp, (h, w));
+            } else {
+                with_scratch(s * h * len, |dxs| {
+                    dxs.fill(0.0);
+                    depthwise_input_grad_plane(g, dyp, wc, dxs, (h, len));
+                    merge_phases(dxs, [h, w], s, dxp);
+                });
+            }
         });
     dx
+}
+
+/// One plane's contribution to [`depthwise_weight_grad`]: `acc[tap] += ⟨dy, shift_tap(x)⟩`.
+#[multiversion(targets = "simd")]
+fn depthwise_weight_grad_plane<'a>(
+    g: &ConvGeometry,
+    xs: &Phases<'a>,
+    dyp: &[f32],
+    acc: &mut [f64],
+) {
+    for_each_tap_row(g, |tap, oh, ih, ow, first| {
+        let dyrow = &dyp[oh * g.out_size[1]..][ow];
+        acc[tap] += dot(dyrow, xs.row(ih, first, dyrow.len())) as f64;
+    });
 }
 
 /// Depthwise weight gradient: per channel (in parallel), `dw[c, u, v] = Σ_b ⟨dy_{b,c},
@@ -498,16 +613,9 @@ fn depthwise_weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
             let mut acc = [0.0f64; 64];
             for b in 0..g.batch {
                 let n = b * channels + c;
-                let (xp, dyp) = (&x[n * pin..][..pin], &dy[n * pout..][..pout]);
-                for_each_tap_row(g, |tap, oh, ih, ow, first| {
-                    let dyrow = &dyp[oh * g.out_size[1]..][ow.clone()];
-                    let xrow = &xp[ih * g.in_size[1]..][..g.in_size[1]];
-                    let dot = if g.stride[1] == 1 {
-                        dot(dyrow, &xrow[first..first + dyrow.len()])
-                    } else {
-                        strided_dot(dyrow, &xrow[first..], g.stride[1])
-                    };
-                    acc[tap] += dot as f64;
+                let dyp = &dy[n * pout..][..pout];
+                with_phases(g, &x[n * pin..][..pin], |xs| {
+                    depthwise_weight_grad_plane(g, xs, dyp, &mut acc)
                 });
             }
             acc
@@ -527,6 +635,7 @@ fn depthwise_weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
 const LANES: usize = 8;
 
 /// `Σ a_i·b_i` over equal-length slices, in [`LANES`] interleaved partial sums.
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; LANES];
     let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
@@ -544,18 +653,10 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// `Σ_i a_i·b_{i·stride}`, in [`LANES`] interleaved partial sums.
-fn strided_dot(a: &[f32], b: &[f32], stride: usize) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    for (i, (x, y)) in a.iter().zip(b.iter().step_by(stride)).enumerate() {
-        acc[i % LANES] += x * y;
-    }
-    acc.iter().sum()
-}
-
 /// Calls `f(tap, oh, ih, ow_range, first_iw)` for every kernel tap and every output row whose
 /// input row is inside the image; `ow_range` are the output columns whose input columns are
 /// inside, the first of them at input column `first_iw` (then every `stride[1]`).
+#[inline(always)]
 fn for_each_tap_row(
     g: &ConvGeometry,
     mut f: impl FnMut(usize, usize, usize, std::ops::Range<usize>, usize),

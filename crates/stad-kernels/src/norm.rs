@@ -9,6 +9,7 @@
 //! channels or images in parallel; every sum has a fixed order (8 `f32` lanes per row, rows
 //! added in `f64`), so results are bit-identical run to run.
 
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 /// Lanes of the row sums (independent partial sums, one vector register).
@@ -17,7 +18,7 @@ const LANES: usize = 8;
 /// `Σ f(v)` over a row, in [`LANES`] interleaved `f64` partial sums (BatchNorm's backward
 /// subtracts these means from `dy`, which amplifies any rounding in them: `f32` lanes left
 /// ResNet18's first-layer gradients 1e-3 off PyTorch's, `f64` ones 1e-5).
-#[inline]
+#[inline(always)]
 fn row_sum(v: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     let mut acc = [0.0f64; LANES];
     let chunks = v.chunks_exact(LANES);
@@ -31,7 +32,7 @@ fn row_sum(v: &[f32], f: impl Fn(f32) -> f32) -> f64 {
 }
 
 /// `Σ f(a_i, b_i)` over two equal rows, in [`LANES`] interleaved `f64` partial sums.
-#[inline]
+#[inline(always)]
 fn row_sum2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
     let mut acc = [0.0f64; LANES];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
@@ -105,6 +106,30 @@ impl Activation {
     }
 }
 
+/// `Σ f(a_i, b_i, c_i)` over three equal rows, in [`LANES`] interleaved `f64` partial sums.
+#[inline(always)]
+fn row_sum3(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let (ca, cb, cc) = (
+        a.chunks_exact(LANES),
+        b.chunks_exact(LANES),
+        c.chunks_exact(LANES),
+    );
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .zip(cc.remainder())
+        .map(|((&x, &y), &z)| f64::from(f(x, y, z)))
+        .sum();
+    for ((x, y), z) in ca.zip(cb).zip(cc) {
+        for l in 0..LANES {
+            acc[l] += f64::from(f(x[l], y[l], z[l]));
+        }
+    }
+    acc.iter().sum::<f64>() + tail
+}
+
 /// Per-channel statistics of a training-mode BatchNorm.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BatchStats {
@@ -122,9 +147,49 @@ fn channel_planes(x: &[f32], dims: [usize; 3], c: usize) -> impl Iterator<Item =
     (0..b).map(move |n| &x[(n * ch + c) * p..][..p])
 }
 
+/// The planes of `y: [B, C, P]` grouped by channel: `out[c][b]` is plane `(b, c)` (so that
+/// one task can own a channel's output).
+fn planes_by_channel_mut(y: &mut [f32], [b, c, p]: [usize; 3]) -> Vec<Vec<&mut [f32]>> {
+    let mut out: Vec<Vec<&mut [f32]>> = (0..c).map(|_| Vec::with_capacity(b)).collect();
+    for (i, plane) in y.chunks_exact_mut(p).enumerate() {
+        out[i % c].push(plane);
+    }
+    out
+}
+
+/// One channel of [`batch_norm_train`]: its statistics `(μ, σ², 1/√(σ²+ε))`, and its output
+/// planes written. The channel's planes are read three times in a row, so the second and third
+/// reads come from the cache, not from memory.
+#[multiversion(targets = "simd")]
+fn batch_norm_channel(
+    planes: &[&[f32]],
+    out: &mut [&mut [f32]],
+    (gamma, beta, eps): (f32, f32, f64),
+    act: Activation,
+) -> (f32, f32, f32) {
+    let n: usize = planes.iter().map(|p| p.len()).sum();
+    let n = n as f64;
+    let mean = planes.iter().map(|row| row_sum(row, |v| v)).sum::<f64>() / n;
+    let m = mean as f32;
+    let var = planes
+        .iter()
+        .map(|row| row_sum(row, |v| (v - m) * (v - m)))
+        .sum::<f64>()
+        / n;
+    let inv_std = (1.0 / (var + eps).sqrt()) as f32;
+    // Centre first: `x·scale + (β − μ·scale)` cancels catastrophically when |μ| ≫ σ.
+    let scale = gamma * inv_std;
+    for (o, row) in out.iter_mut().zip(planes) {
+        for (o, v) in o.iter_mut().zip(row.iter()) {
+            *o = act.apply((v - m) * scale + beta);
+        }
+    }
+    (m, var as f32, inv_std)
+}
+
 /// BatchNorm forward with batch statistics and a fused activation:
 /// `y = act((x − μ_c)·γ_c/√(σ²_c + ε) + β_c)` for `x: [B, C, P]` (`P = H·W`), with `μ_c`,
-/// `σ²_c` (biased) over `(B, P)`, computed in two passes.
+/// `σ²_c` (biased) over `(B, P)`, computed in two passes; channels in parallel.
 pub fn batch_norm_train(
     dims: [usize; 3],
     x: &[f32],
@@ -139,34 +204,15 @@ pub fn batch_norm_train(
         gamma.len() == c && beta.len() == c,
         "one γ and β per channel"
     );
-    let n = (b * p) as f64;
-    let stats: Vec<(f32, f32, f32)> = (0..c)
+    let mut y = vec![0.0f32; x.len()];
+    let stats: Vec<(f32, f32, f32)> = planes_by_channel_mut(&mut y, dims)
         .into_par_iter()
-        .map(|ch| {
-            let mean = channel_planes(x, dims, ch)
-                .map(|row| row_sum(row, |v| v))
-                .sum::<f64>()
-                / n;
-            let m = mean as f32;
-            let var = channel_planes(x, dims, ch)
-                .map(|row| row_sum(row, |v| (v - m) * (v - m)))
-                .sum::<f64>()
-                / n;
-            (m, var as f32, (1.0 / (var + eps).sqrt()) as f32)
+        .enumerate()
+        .map(|(ch, mut out)| {
+            let planes: Vec<&[f32]> = channel_planes(x, dims, ch).collect();
+            batch_norm_channel(&planes, &mut out, (gamma[ch], beta[ch], eps), act)
         })
         .collect();
-    let mut y = vec![0.0f32; x.len()];
-    y.par_chunks_exact_mut(p)
-        .enumerate()
-        .for_each(|(plane, out)| {
-            let ch = plane % c;
-            let (mean, _, inv_std) = stats[ch];
-            // Centre first: `x·scale + (β − μ·scale)` cancels catastrophically when |μ| ≫ σ.
-            let (scale, shift) = (gamma[ch] * inv_std, beta[ch]);
-            for (o, v) in out.iter_mut().zip(&x[plane * p..][..p]) {
-                *o = act.apply((v - mean) * scale + shift);
-            }
-        });
     let stats = BatchStats {
         mean: stats.iter().map(|s| s.0).collect(),
         var: stats.iter().map(|s| s.1).collect(),
@@ -175,10 +221,41 @@ pub fn batch_norm_train(
     (y, stats)
 }
 
+/// One channel of [`batch_norm_train_backward`]: `(dγ, dβ)`, and its `dx` planes written.
+#[multiversion(targets = "simd")]
+fn batch_norm_backward_channel(
+    (x, dy, y): (&[&[f32]], &[&[f32]], &[&[f32]]),
+    dx: &mut [&mut [f32]],
+    (mean, inv_std, gamma): (f32, f32, f32),
+    act: Activation,
+) -> (f32, f32) {
+    let mut d_beta = 0.0f64;
+    let mut d_gamma = 0.0f64;
+    for ((xr, dr), yr) in x.iter().zip(dy).zip(y) {
+        d_beta += row_sum2(dr, yr, |dv, yv| act.gate(yv, dv));
+        d_gamma += row_sum3(xr, dr, yr, |xv, dv, yv| {
+            (xv - mean) * inv_std * act.gate(yv, dv)
+        });
+    }
+    let (d_gamma, d_beta) = (d_gamma as f32, d_beta as f32);
+    let n: usize = x.iter().map(|p| p.len()).sum();
+    let n = n as f32;
+    let k = gamma * inv_std;
+    let (mean_dbeta, mean_dgamma) = (d_beta / n, d_gamma / n);
+    for (((out, xr), dr), yr) in dx.iter_mut().zip(x).zip(dy).zip(y) {
+        for (((o, &xv), &dv), &yv) in out.iter_mut().zip(xr.iter()).zip(dr.iter()).zip(yr.iter()) {
+            let x_hat = (xv - mean) * inv_std;
+            *o = k * (act.gate(yv, dv) - mean_dbeta - x_hat * mean_dgamma);
+        }
+    }
+    (d_gamma, d_beta)
+}
+
 /// Gradients of [`batch_norm_train`] from `dy`: with `g = dy` where the activation passes at
 /// the output `y` (else 0), `x̂ = (x − μ_c)/√(σ²_c + ε)` and `N = B·P`,
 /// `dβ_c = Σ g`, `dγ_c = Σ g·x̂`, `dx = γ_c/√(σ²_c + ε) · (g − dβ_c/N − x̂·dγ_c/N)`.
 /// `y` (the forward output) is needed for any activation but [`Activation::Identity`].
+/// Channels in parallel, each read twice in a row (the second time from the cache).
 /// Returns `(dx, dγ, dβ)`.
 pub fn batch_norm_train_backward(
     dims: [usize; 3],
@@ -193,53 +270,31 @@ pub fn batch_norm_train_backward(
         x.len() == b * c * p && dy.len() == x.len(),
         "tensors of {dims:?} expected"
     );
-    // The gated gradient `g` (a copy only when an activation was fused).
-    let gated: Option<Vec<f32>> = match (act, y) {
-        (Activation::Identity, _) => None,
+    // Without an activation the gate ignores `y`: `dy` stands in for it.
+    let y = match (act, y) {
+        (Activation::Identity, _) => dy,
         (_, Some(y)) => {
             assert_eq!(y.len(), x.len(), "output of {dims:?} expected");
-            let mut g = vec![0.0f32; dy.len()];
-            g.par_chunks_mut(1 << 14)
-                .zip(dy.par_chunks(1 << 14).zip(y.par_chunks(1 << 14)))
-                .for_each(|(g, (d, y))| {
-                    for ((g, &d), &y) in g.iter_mut().zip(d).zip(y) {
-                        *g = act.gate(y, d);
-                    }
-                });
-            Some(g)
+            y
         }
         (_, None) => panic!("the forward output is needed to differentiate {act:?}"),
     };
-    let dy = gated.as_deref().unwrap_or(dy);
-    let sums: Vec<(f32, f32)> = (0..c)
+    let mut dx = vec![0.0f32; x.len()];
+    let sums: Vec<(f32, f32)> = planes_by_channel_mut(&mut dx, dims)
         .into_par_iter()
-        .map(|ch| {
-            let (mean, inv_std) = (stats.mean[ch], stats.inv_std[ch]);
-            let mut d_beta = 0.0f64;
-            let mut d_gamma = 0.0f64;
-            for (xr, dr) in channel_planes(x, dims, ch).zip(channel_planes(dy, dims, ch)) {
-                d_beta += row_sum(dr, |v| v);
-                d_gamma += row_sum2(xr, dr, |xv, dv| (xv - mean) * inv_std * dv);
-            }
-            (d_gamma as f32, d_beta as f32)
+        .enumerate()
+        .map(|(ch, mut out)| {
+            let xs: Vec<&[f32]> = channel_planes(x, dims, ch).collect();
+            let dys: Vec<&[f32]> = channel_planes(dy, dims, ch).collect();
+            let ys: Vec<&[f32]> = channel_planes(y, dims, ch).collect();
+            batch_norm_backward_channel(
+                (&xs, &dys, &ys),
+                &mut out,
+                (stats.mean[ch], stats.inv_std[ch], gamma[ch]),
+                act,
+            )
         })
         .collect();
-    let n = (b * p) as f32;
-    let mut dx = vec![0.0f32; x.len()];
-    dx.par_chunks_exact_mut(p)
-        .enumerate()
-        .for_each(|(plane, out)| {
-            let ch = plane % c;
-            let (d_gamma, d_beta) = sums[ch];
-            let (mean, inv_std) = (stats.mean[ch], stats.inv_std[ch]);
-            let k = gamma[ch] * inv_std;
-            let (mean_dbeta, mean_dgamma) = (d_beta / n, d_gamma / n);
-            let (xr, dr) = (&x[plane * p..][..p], &dy[plane * p..][..p]);
-            for ((o, &xv), &dv) in out.iter_mut().zip(xr).zip(dr) {
-                let x_hat = (xv - mean) * inv_std;
-                *o = k * (dv - mean_dbeta - x_hat * mean_dgamma);
-            }
-        });
     (
         dx,
         sums.iter().map(|s| s.0).collect(),

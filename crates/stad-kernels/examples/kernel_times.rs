@@ -1,0 +1,105 @@
+//! Milliseconds per call of each kernel at MobileNetV2 / ResNet18 shapes (batch 8, 224² input),
+//! best of 5: for finding which kernel a training step spends its time in.
+//!
+//! `cargo run --release -p stad-kernels --example kernel_times`
+use std::time::Instant;
+
+use stad_kernels::norm::{self, Activation};
+use stad_kernels::{ConvGeometry, kernels};
+
+fn best(mut f: impl FnMut()) -> f64 {
+    f();
+    (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn values(n: usize) -> Vec<f32> {
+    (0..n).map(|i| ((i as f32) * 0.37).sin()).collect()
+}
+
+fn main() {
+    let conv = |x: [usize; 4], w: [usize; 4], s: usize, p: [usize; 2], groups: usize| {
+        ConvGeometry::new(x, w, [s; 2], [1; 2], [p[0]; 2], [p[1]; 2], groups).expect("shape")
+    };
+    let cases = [
+        (
+            "dw 32@112 s1",
+            conv([8, 32, 112, 112], [32, 1, 3, 3], 1, [1, 1], 32),
+        ),
+        (
+            "dw 96@112 s2",
+            conv([8, 96, 112, 112], [96, 1, 3, 3], 2, [0, 1], 96),
+        ),
+        (
+            "dw 144@56 s1",
+            conv([8, 144, 56, 56], [144, 1, 3, 3], 1, [1, 1], 144),
+        ),
+        (
+            "dw 144@56 s2",
+            conv([8, 144, 56, 56], [144, 1, 3, 3], 2, [0, 1], 144),
+        ),
+        (
+            "dw 576@14 s1",
+            conv([8, 576, 14, 14], [576, 1, 3, 3], 1, [1, 1], 576),
+        ),
+        (
+            "pw 24->144@56",
+            conv([8, 24, 56, 56], [144, 24, 1, 1], 1, [0, 0], 1),
+        ),
+        (
+            "pw 144->24@56",
+            conv([8, 144, 56, 56], [24, 144, 1, 1], 1, [0, 0], 1),
+        ),
+        (
+            "pw 16->96@112",
+            conv([8, 16, 112, 112], [96, 16, 1, 1], 1, [0, 0], 1),
+        ),
+        (
+            "3x3 64@56",
+            conv([8, 64, 56, 56], [64, 64, 3, 3], 1, [1, 1], 1),
+        ),
+    ];
+    println!("{:16} {:>8} {:>8} {:>8}", "conv", "fwd", "dx", "dw");
+    for (name, g) in cases {
+        let x = values(g.x_dims().iter().product());
+        let w = values(g.weight_dims().iter().product());
+        let dy = values(g.y_dims().iter().product());
+        let f = best(|| drop(kernels::forward(&g, &x, &w, None)));
+        let dx = best(|| drop(kernels::input_grad(&g, &w, &dy)));
+        let dw = best(|| drop(kernels::weight_grad(&g, &x, &dy)));
+        println!("{name:16} {f:8.2} {dx:8.2} {dw:8.2}");
+    }
+    println!("{:16} {:>8} {:>8}", "batch norm", "fwd", "bwd");
+    for dims in [[8, 96, 112 * 112], [8, 144, 56 * 56], [8, 64, 112 * 112]] {
+        let x = values(dims.iter().product());
+        let c = dims[1];
+        let (gamma, beta) = (vec![1.0f32; c], vec![0.1f32; c]);
+        let fwd = best(|| {
+            drop(norm::batch_norm_train(
+                dims,
+                &x,
+                &gamma,
+                &beta,
+                1e-5,
+                Activation::Relu6,
+            ))
+        });
+        let (y, stats) = norm::batch_norm_train(dims, &x, &gamma, &beta, 1e-5, Activation::Relu6);
+        let bwd = best(|| {
+            drop(norm::batch_norm_train_backward(
+                dims,
+                &x,
+                &gamma,
+                &stats,
+                &x,
+                (Activation::Relu6, Some(&y)),
+            ))
+        });
+        println!("{:16} {fwd:8.2} {bwd:8.2}", format!("{dims:?}"));
+    }
+}
