@@ -93,8 +93,24 @@ fn matmul(
     rhs: View<'_>,
     parallelism: Parallelism,
 ) {
+    matmul_strided((m, n, k), (dst, n), accumulate, lhs, rhs, parallelism)
+}
+
+/// [`matmul`] into a `dst` whose rows are `dst_row_stride` apart (a column block of a wider
+/// matrix).
+fn matmul_strided(
+    (m, n, k): (usize, usize, usize),
+    (dst, dst_row_stride): (&mut [f32], usize),
+    accumulate: bool,
+    lhs: View<'_>,
+    rhs: View<'_>,
+    parallelism: Parallelism,
+) {
     assert!(
-        dst.len() >= m * n && lhs.fits(m, k) && rhs.fits(k, n),
+        dst_row_stride >= n
+            && (m == 0 || n == 0 || dst.len() >= (m - 1) * dst_row_stride + n)
+            && lhs.fits(m, k)
+            && rhs.fits(k, n),
         "matmul views out of bounds"
     );
     if m == 0 || n == 0 {
@@ -102,7 +118,9 @@ fn matmul(
     }
     if k == 0 {
         if !accumulate {
-            dst[..m * n].fill(0.0);
+            for row in 0..m {
+                dst[row * dst_row_stride..][..n].fill(0.0);
+            }
         }
         return;
     }
@@ -115,7 +133,7 @@ fn matmul(
             k,
             dst.as_mut_ptr(),
             1,
-            n as isize,
+            dst_row_stride as isize,
             accumulate,
             lhs.data.as_ptr(),
             lhs.col_stride as isize,
@@ -145,23 +163,30 @@ fn gemm_threads(items: usize) -> Parallelism {
 /// Unfolds one group of one image, `x: [in_per_group, H, W]`, into
 /// `col: [in_per_group·kh·kw, H_out·W_out]` (zeros where a tap falls into the padding).
 fn unfold(g: &ConvGeometry, x: &[f32], col: &mut [f32]) {
+    unfold_rows(g, x, col, 0..g.out_size[0]);
+}
+
+/// [`unfold`] for the output rows `rows` only: `col: [in_per_group·kh·kw, rows.len()·W_out]`.
+fn unfold_rows(g: &ConvGeometry, x: &[f32], col: &mut [f32], rows: std::ops::Range<usize>) {
     let [h, w] = g.in_size;
-    let [oh_n, ow_n] = g.out_size;
+    let [_, ow_n] = g.out_size;
     let [kh, kw] = g.kernel;
-    let p = oh_n * ow_n;
+    let p = rows.len() * ow_n;
     for c in 0..g.in_per_group() {
         let plane = &x[c * h * w..][..h * w];
         for i in 0..kh {
-            let (oh_lo, oh_hi) = g.valid_outputs(0, i);
+            let (valid_lo, valid_hi) = g.valid_outputs(0, i);
+            let oh_lo = valid_lo.clamp(rows.start, rows.end);
+            let oh_hi = valid_hi.clamp(oh_lo, rows.end);
             for j in 0..kw {
                 let (ow_lo, ow_hi) = g.valid_outputs(1, j);
                 let row = &mut col[((c * kh + i) * kw + j) * p..][..p];
-                row[..oh_lo * ow_n].fill(0.0);
-                row[oh_hi * ow_n..].fill(0.0);
+                row[..(oh_lo - rows.start) * ow_n].fill(0.0);
+                row[(oh_hi - rows.start) * ow_n..].fill(0.0);
                 for oh in oh_lo..oh_hi {
                     let ih = oh * g.stride[0] + i * g.dilation[0] - g.pad_begin[0];
                     let src = &plane[ih * w..][..w];
-                    let dst = &mut row[oh * ow_n..][..ow_n];
+                    let dst = &mut row[(oh - rows.start) * ow_n..][..ow_n];
                     dst[..ow_lo].fill(0.0);
                     dst[ow_hi..].fill(0.0);
                     let first =
@@ -185,17 +210,34 @@ fn unfold(g: &ConvGeometry, x: &[f32], col: &mut [f32]) {
     }
 }
 
+/// Output rows per block of the forward pass: enough for about [`BLOCK_COLUMNS`] output
+/// positions, so that a block's unfolded input (`patch_len × block`) stays in the L2 cache
+/// between the unfolding and the GEMM instead of going out to memory and back.
+fn rows_per_block(g: &ConvGeometry) -> usize {
+    (BLOCK_COLUMNS / g.out_size[1].max(1)).clamp(1, g.out_size[0].max(1))
+}
+
+/// Output positions per unfolded block (see [`rows_per_block`]).
+const BLOCK_COLUMNS: usize = 256;
+
 /// The adjoint of [`unfold`]: adds every entry of `col` back onto the input position it was
 /// read from (`dx` must be zeroed; taps are added in a fixed order).
 fn fold(g: &ConvGeometry, col: &[f32], dx: &mut [f32]) {
+    fold_rows(g, col, dx, 0..g.out_size[0]);
+}
+
+/// [`fold`] for the output rows `rows` only (`col: [patch_len, rows.len()·W_out]`).
+fn fold_rows(g: &ConvGeometry, col: &[f32], dx: &mut [f32], rows: std::ops::Range<usize>) {
     let [h, w] = g.in_size;
-    let [oh_n, ow_n] = g.out_size;
+    let [_, ow_n] = g.out_size;
     let [kh, kw] = g.kernel;
-    let p = oh_n * ow_n;
+    let p = rows.len() * ow_n;
     for c in 0..g.in_per_group() {
         let plane = &mut dx[c * h * w..][..h * w];
         for i in 0..kh {
-            let (oh_lo, oh_hi) = g.valid_outputs(0, i);
+            let (valid_lo, valid_hi) = g.valid_outputs(0, i);
+            let oh_lo = valid_lo.clamp(rows.start, rows.end);
+            let oh_hi = valid_hi.clamp(oh_lo, rows.end);
             for j in 0..kw {
                 let (ow_lo, ow_hi) = g.valid_outputs(1, j);
                 if ow_lo == ow_hi {
@@ -206,7 +248,8 @@ fn fold(g: &ConvGeometry, col: &[f32], dx: &mut [f32]) {
                 for oh in oh_lo..oh_hi {
                     let ih = oh * g.stride[0] + i * g.dilation[0] - g.pad_begin[0];
                     let dst = &mut plane[ih * w..][..w];
-                    let src = &row[oh * ow_n + ow_lo..oh * ow_n + ow_hi];
+                    let at = (oh - rows.start) * ow_n;
+                    let src = &row[at + ow_lo..at + ow_hi];
                     if g.stride[1] == 1 {
                         for (d, s) in dst[first..first + src.len()].iter_mut().zip(src) {
                             *d += *s;
@@ -264,10 +307,31 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>
             };
             if g.is_pointwise() {
                 product(xg, yg);
-            } else {
+            } else if p <= 2 * BLOCK_COLUMNS {
                 with_scratch(k * p, |col| {
                     unfold(g, xg, col);
                     product(col, yg)
+                });
+            } else {
+                // Blocks of output rows: `y[:, block] = W_g · X̃[:, block]`.
+                let ow_n = g.out_size[1];
+                let step = rows_per_block(g);
+                with_scratch(k * step * ow_n, |buf| {
+                    for start in (0..g.out_size[0]).step_by(step) {
+                        let rows = start..(start + step).min(g.out_size[0]);
+                        let n = rows.len() * ow_n;
+                        let col = &mut buf[..k * n];
+                        unfold_rows(g, xg, col, rows);
+                        let dst = &mut yg[start * ow_n..];
+                        matmul_strided(
+                            (opg, n, k),
+                            (dst, p),
+                            bias.is_some(),
+                            wg,
+                            View::row_major(col, n),
+                            parallelism,
+                        );
+                    }
                 });
             }
         }
@@ -302,10 +366,31 @@ pub fn input_grad(g: &ConvGeometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
             if g.is_pointwise() {
                 matmul((k, p, opg), dxg, false, wg_t, dyg, parallelism);
             } else {
-                with_scratch(k * p, |col| {
-                    matmul((k, p, opg), col, false, wg_t, dyg, parallelism);
-                    fold(g, col, dxg);
-                });
+                if p <= 2 * BLOCK_COLUMNS {
+                    with_scratch(k * p, |col| {
+                        matmul((k, p, opg), col, false, wg_t, dyg, parallelism);
+                        fold(g, col, dxg);
+                    });
+                } else {
+                    // Blocks of output rows: `X̃[:, block] = W_gᵀ · dY[:, block]`, folded.
+                    let ow_n = g.out_size[1];
+                    let step = rows_per_block(g);
+                    let dy_group = &dyb[group * opg * p..][..opg * p];
+                    with_scratch(k * step * ow_n, |buf| {
+                        for start in (0..g.out_size[0]).step_by(step) {
+                            let rows = start..(start + step).min(g.out_size[0]);
+                            let cols = rows.len() * ow_n;
+                            let col = &mut buf[..k * cols];
+                            let dy_block = View {
+                                data: &dy_group[start * ow_n..],
+                                row_stride: p,
+                                col_stride: 1,
+                            };
+                            matmul((k, cols, opg), col, false, wg_t, dy_block, parallelism);
+                            fold_rows(g, col, dxg, rows);
+                        }
+                    });
+                }
             }
         }
     };
@@ -351,10 +436,36 @@ pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
                 };
                 if g.is_pointwise() {
                     product(xg, dwg);
-                } else {
+                } else if p <= 2 * BLOCK_COLUMNS {
                     with_scratch(k * p, |col| {
                         unfold(g, xg, col);
                         product(col, dwg)
+                    });
+                } else {
+                    // Blocks of output rows: `dW_g += dY[:, block] · X̃[:, block]ᵀ`.
+                    let ow_n = g.out_size[1];
+                    let step = rows_per_block(g);
+                    let dy_group = &dyb[group * opg * p..][..opg * p];
+                    with_scratch(k * step * ow_n, |buf| {
+                        for start in (0..g.out_size[0]).step_by(step) {
+                            let rows = start..(start + step).min(g.out_size[0]);
+                            let cols = rows.len() * ow_n;
+                            let col = &mut buf[..k * cols];
+                            unfold_rows(g, xg, col, rows);
+                            let dy_block = View {
+                                data: &dy_group[start * ow_n..],
+                                row_stride: p,
+                                col_stride: 1,
+                            };
+                            matmul(
+                                (opg, k, cols),
+                                dwg,
+                                n > 0 || start > 0,
+                                dy_block,
+                                View::transposed(col, cols),
+                                parallelism,
+                            );
+                        }
                     });
                 }
             }
@@ -733,6 +844,17 @@ mod tests {
         let mk =
             |x, w, s, d, pb, pe, groups| ConvGeometry::new(x, w, s, d, pb, pe, groups).unwrap();
         vec![
+            // More than `2·BLOCK_COLUMNS` outputs per plane, odd rows per block: the blocked
+            // forward pass, with padding at both ends and a partial last block.
+            mk(
+                [2, 2, 41, 23],
+                [3, 2, 3, 3],
+                [1, 1],
+                [1, 1],
+                [1, 1],
+                [1, 1],
+                1,
+            ),
             mk(
                 [2, 3, 9, 8],
                 [4, 3, 3, 3],
