@@ -221,10 +221,13 @@ pub fn batch_norm_train(
     (y, stats)
 }
 
+/// One channel's planes, one per image.
+type ChannelPlanes<'a> = &'a [&'a [f32]];
+
 /// One channel of [`batch_norm_train_backward`]: `(dγ, dβ)`, and its `dx` planes written.
 #[multiversion(targets = "simd")]
-fn batch_norm_backward_channel(
-    (x, dy, y): (&[&[f32]], &[&[f32]], &[&[f32]]),
+fn batch_norm_backward_channel<'a>(
+    (x, dy, y): (ChannelPlanes<'a>, ChannelPlanes<'a>, ChannelPlanes<'a>),
     dx: &mut [&mut [f32]],
     (mean, inv_std, gamma): (f32, f32, f32),
     act: Activation,
