@@ -77,6 +77,16 @@ impl<'a> View<'a> {
         }
     }
 
+    /// The columns from `first` on of the row-major matrix in `data` whose rows are
+    /// `row_stride` apart (a column block).
+    fn column_block(data: &'a [f32], row_stride: usize, first: usize) -> Self {
+        Self {
+            data: &data[first..],
+            row_stride,
+            col_stride: 1,
+        }
+    }
+
     fn fits(&self, rows: usize, cols: usize) -> bool {
         rows == 0
             || cols == 0
@@ -220,6 +230,24 @@ fn rows_per_block(g: &ConvGeometry) -> usize {
 /// Output positions per unfolded block (see [`rows_per_block`]).
 const BLOCK_COLUMNS: usize = 256;
 
+/// Calls `f(rows, col)` for each block of [`rows_per_block`] output rows, in order, with a
+/// scratch `col` of `patch_len × rows.len()·W_out` values for that block's unfolded input.
+fn for_each_row_block(
+    g: &ConvGeometry,
+    patch_len: usize,
+    mut f: impl FnMut(std::ops::Range<usize>, &mut [f32]),
+) {
+    let (oh_n, ow_n) = (g.out_size[0], g.out_size[1]);
+    let step = rows_per_block(g);
+    with_scratch(patch_len * step * ow_n, |buf| {
+        for start in (0..oh_n).step_by(step) {
+            let rows = start..(start + step).min(oh_n);
+            let cols = rows.len() * ow_n;
+            f(rows, &mut buf[..patch_len * cols]);
+        }
+    });
+}
+
 /// The adjoint of [`unfold`]: adds every entry of `col` back onto the input position it was
 /// read from (`dx` must be zeroed; taps are added in a fixed order).
 fn fold(g: &ConvGeometry, col: &[f32], dx: &mut [f32]) {
@@ -314,24 +342,17 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>
                 });
             } else {
                 // Blocks of output rows: `y[:, block] = W_g · X̃[:, block]`.
-                let ow_n = g.out_size[1];
-                let step = rows_per_block(g);
-                with_scratch(k * step * ow_n, |buf| {
-                    for start in (0..g.out_size[0]).step_by(step) {
-                        let rows = start..(start + step).min(g.out_size[0]);
-                        let n = rows.len() * ow_n;
-                        let col = &mut buf[..k * n];
-                        unfold_rows(g, xg, col, rows);
-                        let dst = &mut yg[start * ow_n..];
-                        matmul_strided(
-                            (opg, n, k),
-                            (dst, p),
-                            bias.is_some(),
-                            wg,
-                            View::row_major(col, n),
-                            parallelism,
-                        );
-                    }
+                for_each_row_block(g, k, |rows, col| {
+                    let (start, n) = (rows.start * g.out_size[1], col.len() / k);
+                    unfold_rows(g, xg, col, rows);
+                    matmul_strided(
+                        (opg, n, k),
+                        (&mut yg[start..], p),
+                        bias.is_some(),
+                        wg,
+                        View::row_major(col, n),
+                        parallelism,
+                    );
                 });
             }
         }
@@ -373,22 +394,12 @@ pub fn input_grad(g: &ConvGeometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
                     });
                 } else {
                     // Blocks of output rows: `X̃[:, block] = W_gᵀ · dY[:, block]`, folded.
-                    let ow_n = g.out_size[1];
-                    let step = rows_per_block(g);
                     let dy_group = &dyb[group * opg * p..][..opg * p];
-                    with_scratch(k * step * ow_n, |buf| {
-                        for start in (0..g.out_size[0]).step_by(step) {
-                            let rows = start..(start + step).min(g.out_size[0]);
-                            let cols = rows.len() * ow_n;
-                            let col = &mut buf[..k * cols];
-                            let dy_block = View {
-                                data: &dy_group[start * ow_n..],
-                                row_stride: p,
-                                col_stride: 1,
-                            };
-                            matmul((k, cols, opg), col, false, wg_t, dy_block, parallelism);
-                            fold_rows(g, col, dxg, rows);
-                        }
+                    for_each_row_block(g, k, |rows, col| {
+                        let (start, cols) = (rows.start * g.out_size[1], col.len() / k);
+                        let dy_block = View::column_block(dy_group, p, start);
+                        matmul((k, cols, opg), col, false, wg_t, dy_block, parallelism);
+                        fold_rows(g, col, dxg, rows);
                     });
                 }
             }
@@ -443,29 +454,18 @@ pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
                     });
                 } else {
                     // Blocks of output rows: `dW_g += dY[:, block] · X̃[:, block]ᵀ`.
-                    let ow_n = g.out_size[1];
-                    let step = rows_per_block(g);
                     let dy_group = &dyb[group * opg * p..][..opg * p];
-                    with_scratch(k * step * ow_n, |buf| {
-                        for start in (0..g.out_size[0]).step_by(step) {
-                            let rows = start..(start + step).min(g.out_size[0]);
-                            let cols = rows.len() * ow_n;
-                            let col = &mut buf[..k * cols];
-                            unfold_rows(g, xg, col, rows);
-                            let dy_block = View {
-                                data: &dy_group[start * ow_n..],
-                                row_stride: p,
-                                col_stride: 1,
-                            };
-                            matmul(
-                                (opg, k, cols),
-                                dwg,
-                                n > 0 || start > 0,
-                                dy_block,
-                                View::transposed(col, cols),
-                                parallelism,
-                            );
-                        }
+                    for_each_row_block(g, k, |rows, col| {
+                        let (start, cols) = (rows.start * g.out_size[1], col.len() / k);
+                        unfold_rows(g, xg, col, rows);
+                        matmul(
+                            (opg, k, cols),
+                            dwg,
+                            n > 0 || start > 0,
+                            View::column_block(dy_group, p, start),
+                            View::transposed(col, cols),
+                            parallelism,
+                        );
                     });
                 }
             }
