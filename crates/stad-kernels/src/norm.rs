@@ -331,33 +331,35 @@ pub fn channel_affine(
     y
 }
 
-/// `y = act(a + b)` element by element (a residual connection and its activation).
-pub fn add_activation(a: &[f32], b: &[f32], act: Activation) -> Vec<f32> {
+/// Elements per parallel task of [`zip_map`].
+const ELEMENTWISE_CHUNK: usize = 1 << 14;
+
+/// `f(a_i, b_i)` for every element of two equal-length slices, in parallel chunks.
+fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
     assert_eq!(a.len(), b.len(), "operands of one length");
-    let mut y = vec![0.0f32; a.len()];
-    y.par_chunks_mut(1 << 14)
-        .zip(a.par_chunks(1 << 14).zip(b.par_chunks(1 << 14)))
-        .for_each(|(y, (a, b))| {
-            for ((y, &a), &b) in y.iter_mut().zip(a).zip(b) {
-                *y = act.apply(a + b);
+    let mut out = vec![0.0f32; a.len()];
+    out.par_chunks_mut(ELEMENTWISE_CHUNK)
+        .zip(
+            a.par_chunks(ELEMENTWISE_CHUNK)
+                .zip(b.par_chunks(ELEMENTWISE_CHUNK)),
+        )
+        .for_each(|(out, (a, b))| {
+            for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
+                *o = f(a, b);
             }
         });
-    y
+    out
+}
+
+/// `y = act(a + b)` element by element (a residual connection and its activation).
+pub fn add_activation(a: &[f32], b: &[f32], act: Activation) -> Vec<f32> {
+    zip_map(a, b, |a, b| act.apply(a + b))
 }
 
 /// The gradient of [`add_activation`] (the same for both operands): `dy` where the activation
 /// passes at the output `y`, else 0.
 pub fn activation_grad(y: &[f32], dy: &[f32], act: Activation) -> Vec<f32> {
-    assert_eq!(y.len(), dy.len(), "operands of one length");
-    let mut g = vec![0.0f32; y.len()];
-    g.par_chunks_mut(1 << 14)
-        .zip(y.par_chunks(1 << 14).zip(dy.par_chunks(1 << 14)))
-        .for_each(|(g, (y, d))| {
-            for ((g, &y), &d) in g.iter_mut().zip(y).zip(d) {
-                *g = act.gate(y, d);
-            }
-        });
-    g
+    zip_map(y, dy, |y, d| act.gate(y, d))
 }
 
 /// Per position of one image `[C, P]`: `1/max(‖v_{·,p}‖, ε)` over the channels.
