@@ -20,7 +20,7 @@ use stad::{MethodConfig, MethodKind, ModelConfig, StudentTeacher, TeacherWeights
 
 /// The allocator `stad` (the CLI) runs with.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: stad_alloc::StadAllocator = stad_alloc::StadAllocator;
 
 const BATCH: usize = 8;
 const SIZE: usize = 224;

@@ -5,11 +5,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Large activations are freed and allocated again every step: mimalloc reuses their memory,
-/// where the system allocator returns it to the kernel and page-faults it back in.
+/// Large activations are freed and allocated again every step: mimalloc, told to keep freed
+/// memory (stad-alloc), reuses it, where the system allocator returns it to the kernel and
+/// page-faults it back in.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: stad_alloc::StadAllocator = stad_alloc::StadAllocator;
 
 fn main() -> ExitCode {
     let cli = stad_cli::Cli::parse();
