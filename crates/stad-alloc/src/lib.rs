@@ -64,9 +64,9 @@ pub fn keep_freed_memory() {
 }
 
 /// mimalloc's `purge_delay` in milliseconds now (`-1`: never purge).
-pub fn purge_delay_ms() -> i64 {
+pub fn purge_delay_ms() -> std::os::raw::c_long {
     // SAFETY: reads one entry of mimalloc's option table.
-    i64::from(unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) })
+    unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) }
 }
 
 // SAFETY: every method forwards to `MiMalloc`, which upholds `GlobalAlloc`'s contract.
