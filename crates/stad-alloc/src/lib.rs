@@ -41,7 +41,8 @@ static CONFIGURED: AtomicBool = AtomicBool::new(false);
 
 /// mimalloc that never returns freed memory to the kernel (see the crate docs).
 ///
-/// The first allocation of the process turns purging off, so no call is needed in `main`.
+/// The first allocation of the process turns purging off, so no call is needed in `main`
+/// (`realloc` and `dealloc` only see blocks an allocation made, so they need no check).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StadAllocator;
 
@@ -54,9 +55,8 @@ impl StadAllocator {
     }
 }
 
-/// Turns mimalloc's purging off for this process (idempotent; [`StadAllocator`] calls it on
-/// its first allocation).
-pub fn keep_freed_memory() {
+/// Turns mimalloc's purging off for this process (idempotent).
+fn keep_freed_memory() {
     // SAFETY: `mi_option_set` stores an integer in mimalloc's option table; it does not
     // allocate, so it may run inside the allocator.
     unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, NEVER_PURGE) };
@@ -93,7 +93,6 @@ unsafe impl GlobalAlloc for StadAllocator {
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        Self::configure();
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { MiMalloc.realloc(ptr, layout, new_size) }
     }
