@@ -36,8 +36,33 @@ pub enum BackboneError {
         /// torchvision keys in the file that the network has no place for (keys of stages
         /// deeper than the network's deepest one, and `num_batches_tracked`, are not counted).
         unexpected: Vec<String>,
-        /// `key: expected [..], found [..]` for each tensor of the wrong shape.
+        /// `key: expected [..], found [..]` for each tensor of the wrong shape (such a key is
+        /// not also listed in `missing`).
         shape_mismatches: Vec<String>,
+    },
+
+    /// A tensor the network takes is not floating point (e.g. an int32 convolution weight).
+    /// float16, bfloat16 and float64 tensors are converted to float32; `num_batches_tracked`
+    /// (int64) is ignored.
+    #[error(
+        "weights tensor {key} has dtype {dtype}: the network's parameters need float16, \
+         bfloat16, float32 or float64 tensors"
+    )]
+    WeightDtype {
+        /// The torchvision key of the tensor (e.g. `layer1.0.conv1.weight`).
+        key: String,
+        /// Its dtype in PyTorch naming (`int32`, `uint8`, `bool`…).
+        dtype: String,
+    },
+
+    /// A tensor holds values no trained network has: NaN or infinite values, or a BatchNorm
+    /// `running_var` below zero.
+    #[error("weights tensor {key} is invalid: {problem}")]
+    WeightValues {
+        /// The torchvision key of the tensor (e.g. `layer1.0.bn1.running_var`).
+        key: String,
+        /// What is wrong (`12 of 36864 values are NaN or infinite`).
+        problem: String,
     },
 }
 

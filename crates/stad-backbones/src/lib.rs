@@ -9,7 +9,9 @@
 //!   weights ported from TensorFlow, and a configurable expansion ratio.
 //! - [`Backbone`] / [`BackboneConfig`]: either of them behind one type.
 //! - [`weights`]: `.pth` and `.safetensors` torchvision state dicts, all-or-nothing loading with
-//!   typed errors naming missing, unexpected and mis-shaped keys.
+//!   typed errors naming missing, unexpected and mis-shaped keys; float16, bfloat16 and float64
+//!   tensors are converted to float32, and non-float tensors, NaN/infinite values and negative
+//!   BatchNorm variances are refused naming the tensor.
 //! - [`FrozenTeacher`]: the teacher on a non-autodiff backend (no gradients, BatchNorm
 //!   statistics that cannot move).
 //! - [`embedded`] (feature `embedded-teacher`, default): the ImageNet MobileNetV2 that ships

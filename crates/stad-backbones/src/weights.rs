@@ -10,7 +10,22 @@
 //! - a key the network needs and the file lacks → `missing`;
 //! - a key the file has and the network has no place for → `unexpected`
 //!   (keys of stages deeper than the network, and `num_batches_tracked`, are ignored);
-//! - a tensor of another shape → `shape_mismatches`.
+//! - a tensor of another shape → `shape_mismatches` (only there: a mis-shaped tensor is not
+//!   also reported as missing).
+//!
+//! When the keys and shapes fit, every tensor the network takes is read once and checked
+//! before anything is applied:
+//!
+//! - **dtype**: float16, bfloat16, float32 and float64 tensors are converted to float32 (the
+//!   dtype of the network's parameters; float16/bfloat16 values are exact in float32, float64
+//!   ones are rounded to the nearest float32, and count as infinite beyond its range). Any
+//!   other dtype (an integer or bool tensor
+//!   where the network has a parameter) is [`BackboneError::WeightDtype`], naming the
+//!   torchvision key and the dtype. `num_batches_tracked` (int64) is ignored, as above.
+//! - **values**: every value must be finite, and every BatchNorm `running_var` non-negative;
+//!   otherwise [`BackboneError::WeightValues`] names the key and what is wrong (`12 of 36864
+//!   values are NaN or infinite`). A NaN or an infinity in a teacher's weights would not stop
+//!   training by itself: ReLUs turn NaN into 0, and the scores would look plausible.
 //!
 //! BatchNorm `weight`/`bias` become burn's `gamma`/`beta` and Linear weights are transposed
 //! by burn-store's `PyTorchToBurnAdapter`.
@@ -30,6 +45,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::prelude::Backend;
+use burn::tensor::{DType, TensorData, bf16, f16};
 use burn_store::{
     ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
     TensorSnapshot,
@@ -182,24 +198,30 @@ pub struct LoadReport {
 ///
 /// The file is first checked against the module's own list of tensors (paths and shapes, no
 /// data is read): only when every tensor the module needs is present with the right shape,
-/// and nothing is left over, is it applied. Otherwise the error names the missing,
-/// unexpected and mis-shaped keys (in torchvision naming) and `module` is untouched.
+/// and nothing is left over, is it read. Each tensor is then read once, converted to the
+/// parameter's float dtype and validated (see [the module docs](self)); only when all of them
+/// pass is anything applied. Otherwise the error names the missing, unexpected and mis-shaped
+/// keys, or the tensor of the wrong dtype or with invalid values (in torchvision naming), and
+/// `module` is untouched.
 pub fn load_torchvision<B, M>(module: &mut M, dict: &StateDict) -> Result<LoadReport>
 where
     B: Backend,
     M: Module<B> + ModuleSnapshot<B> + TorchvisionKeys,
 {
-    let expected: BTreeMap<String, Vec<usize>> = module
+    let expected: BTreeMap<String, (Vec<usize>, DType)> = module
         .collect(None, None, false)
         .into_iter()
-        .map(|snap| (snap.full_path(), snap.shape.to_vec()))
+        .map(|snap| (snap.full_path(), (snap.shape.to_vec(), snap.dtype)))
         .collect();
 
     let mut report = LoadReport::default();
     let mut unexpected = Vec::new();
     let mut shape_mismatches = Vec::new();
+    // Module paths a tensor of the file fills (`found`), or would fill but for its shape.
     let mut found: BTreeSet<String> = BTreeSet::new();
-    let mut snapshots = Vec::with_capacity(dict.tensors.len());
+    let mut mis_shaped: BTreeSet<String> = BTreeSet::new();
+    // (torchvision key, module path, the file's tensor, the parameter's dtype)
+    let mut fitting = Vec::with_capacity(dict.tensors.len());
     for (key, snapshot) in &dict.tensors {
         if key.ends_with("num_batches_tracked") {
             continue;
@@ -223,7 +245,7 @@ where
                 expected.contains_key(&alias).then_some(alias)
             })
             .unwrap_or_else(|| path.clone());
-        let Some(want) = expected.get(&target) else {
+        let Some((want, dtype)) = expected.get(&target) else {
             unexpected.push(key.clone());
             continue;
         };
@@ -233,16 +255,15 @@ where
             || (have.len() == 2 && want.len() == 2 && want[0] == have[1] && want[1] == have[0]);
         if !fits {
             shape_mismatches.push(format!("{key}: expected {want:?}, found {have:?}"));
+            mis_shaped.insert(target);
             continue;
         }
         found.insert(target);
-        let mut snap = snapshot.clone();
-        snap.path_stack = Some(path.split('.').map(str::to_string).collect());
-        snapshots.push(snap);
+        fitting.push((key, path, snapshot, *dtype));
     }
     let missing: Vec<String> = expected
         .keys()
-        .filter(|p| !found.contains(*p))
+        .filter(|p| !found.contains(*p) && !mis_shaped.contains(*p))
         .map(|p| module.torchvision_name_of(p))
         .collect();
     if !missing.is_empty() || !unexpected.is_empty() || !shape_mismatches.is_empty() {
@@ -252,6 +273,34 @@ where
             unexpected,
             shape_mismatches,
         });
+    }
+
+    // The dtypes are known without reading: refuse a non-float tensor before reading any.
+    if let Some((key, _, snapshot, _)) = fitting.iter().find(|(_, _, s, _)| !s.dtype.is_float()) {
+        return Err(BackboneError::WeightDtype {
+            key: (*key).clone(),
+            dtype: torch_dtype_name(snapshot.dtype),
+        });
+    }
+
+    let mut snapshots = Vec::with_capacity(fitting.len());
+    for (key, path, snapshot, dtype) in fitting {
+        let data = snapshot.to_data().map_err(|e| BackboneError::WeightFile {
+            path: dict.source.clone(),
+            message: format!("cannot read tensor {key}: {e}"),
+        })?;
+        let values = checked_f32_values(key, &data, &dict.source)?;
+        let mut data = TensorData::new(values, data.shape);
+        // The parameters are float32 on every backend stad uses; follow the module otherwise.
+        if dtype.is_float() && dtype != DType::F32 {
+            data = data.convert_dtype(dtype);
+        }
+        snapshots.push(TensorSnapshot::from_data(
+            data,
+            path.split('.').map(str::to_string).collect(),
+            Vec::new(),
+            snapshot.tensor_id.unwrap_or_default(),
+        ));
     }
 
     let result = module.apply(snapshots, None, Some(Box::new(PyTorchToBurnAdapter)), false);
@@ -264,4 +313,92 @@ where
     }
     report.applied = result.applied.len();
     Ok(report)
+}
+
+/// The values of a float tensor as `f32`, checked: all finite, and non-negative for a
+/// BatchNorm `running_var`. `key` is the torchvision key (for the error).
+fn checked_f32_values(key: &str, data: &TensorData, source: &Path) -> Result<Vec<f32>> {
+    let n = data.num_elements();
+    let bytes = data.as_bytes();
+    let width = match data.dtype {
+        DType::F64 => 8,
+        DType::F32 | DType::Flex32 => 4,
+        DType::F16 | DType::BF16 => 2,
+        other => {
+            return Err(BackboneError::WeightDtype {
+                key: key.to_string(),
+                dtype: torch_dtype_name(other),
+            });
+        }
+    };
+    if bytes.len() != n * width {
+        return Err(BackboneError::WeightFile {
+            path: source.to_path_buf(),
+            message: format!(
+                "tensor {key}: {} bytes of data for {n} {} values",
+                bytes.len(),
+                torch_dtype_name(data.dtype)
+            ),
+        });
+    }
+    // Decoded from the little-endian bytes: a file's data need not be aligned for its dtype.
+    let values: Vec<f32> = match data.dtype {
+        DType::F64 => bytes
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
+            .collect(),
+        DType::F16 => bytes
+            .chunks_exact(2)
+            .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        DType::BF16 => bytes
+            .chunks_exact(2)
+            .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        _ => bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .collect(),
+    };
+    let non_finite = values.iter().filter(|v| !v.is_finite()).count();
+    if non_finite > 0 {
+        return Err(BackboneError::WeightValues {
+            key: key.to_string(),
+            problem: format!("{non_finite} of {n} values are NaN or infinite"),
+        });
+    }
+    if key.ends_with("running_var") {
+        let negative = values.iter().filter(|v| **v < 0.0).count();
+        if negative > 0 {
+            return Err(BackboneError::WeightValues {
+                key: key.to_string(),
+                problem: format!(
+                    "running_var has negative values ({negative} of {n}): a variance is never \
+                     negative"
+                ),
+            });
+        }
+    }
+    Ok(values)
+}
+
+/// PyTorch's name of a dtype (`int32`, `float16`…), as a torchvision user knows it.
+fn torch_dtype_name(dtype: DType) -> String {
+    match dtype {
+        DType::F64 => "float64",
+        DType::F32 | DType::Flex32 => "float32",
+        DType::F16 => "float16",
+        DType::BF16 => "bfloat16",
+        DType::I64 => "int64",
+        DType::I32 => "int32",
+        DType::I16 => "int16",
+        DType::I8 => "int8",
+        DType::U64 => "uint64",
+        DType::U32 => "uint32",
+        DType::U16 => "uint16",
+        DType::U8 => "uint8",
+        DType::Bool(_) => "bool",
+        DType::QFloat(_) => "quantized",
+    }
+    .to_string()
 }
