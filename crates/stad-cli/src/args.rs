@@ -188,9 +188,14 @@ pub struct EvalArgs {
     /// Where the metrics go (JSON).
     #[arg(long, value_name = "FILE")]
     pub json: PathBuf,
-    /// Also write a heat-map overlay of every test image into this folder.
+    /// Also write a heat-map overlay of every test image (NAME_overlay.png) into this folder,
+    /// which must lie outside the data set. Files there of the same names are refused unless
+    /// --overwrite.
     #[arg(long, value_name = "DIR")]
     pub heatmaps: Option<PathBuf>,
+    /// Replace heat-maps that exist in --heatmaps already (--json is always rewritten).
+    #[arg(long, requires = "heatmaps")]
+    pub overwrite: bool,
     /// Images per batch.
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
@@ -208,9 +213,13 @@ pub struct PredictArgs {
     /// Images to score (PNG, JPEG, BMP, TIFF).
     #[arg(value_name = "IMAGE", required = true)]
     pub images: Vec<PathBuf>,
-    /// Folder for the overlays (NAME_overlay.png) and masks (NAME_mask.png).
+    /// Folder for the overlays (NAME_overlay.png) and masks (NAME_mask.png). Files there of
+    /// the same names are refused unless --overwrite; an input image never is overwritten.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Replace overlays and masks that exist in --out already (never an input image).
+    #[arg(long)]
+    pub overwrite: bool,
     /// Where the networks run.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,

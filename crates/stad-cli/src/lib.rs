@@ -18,6 +18,7 @@ pub mod backend;
 pub mod commands;
 pub mod data;
 pub mod error;
+pub mod paths;
 pub mod progress;
 pub mod render;
 pub mod run_dir;

@@ -107,6 +107,28 @@ pub fn unique_stems(names: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The overlay `score_and_render` writes for `stem`: `out_dir/<stem>_overlay.png`.
+pub fn overlay_path(out_dir: &Path, stem: &str) -> PathBuf {
+    out_dir.join(format!("{stem}_overlay.png"))
+}
+
+/// The mask `score_and_render` writes for `stem`: `out_dir/<stem>_mask.png`.
+pub fn mask_path(out_dir: &Path, stem: &str) -> PathBuf {
+    out_dir.join(format!("{stem}_mask.png"))
+}
+
+/// Every file `score_and_render(…, stems, out_dir, write_masks, …)` writes, in sample order
+/// (overlay, then mask).
+pub fn output_paths(out_dir: &Path, stems: &[String], write_masks: bool) -> Vec<PathBuf> {
+    stems
+        .iter()
+        .flat_map(|stem| {
+            std::iter::once(overlay_path(out_dir, stem))
+                .chain(write_masks.then(|| mask_path(out_dir, stem)))
+        })
+        .collect()
+}
+
 /// The sample's pixels at their original size.
 pub fn original_image(sample: &Sample) -> Result<RgbImage> {
     Ok(match &sample.image {
@@ -187,10 +209,10 @@ pub fn score_and_render<B: Backend>(
                     .expect("predict(…, true) returns original-size maps");
                 let (overlay, mask) =
                     render_prediction(map, &original, detector.threshold, gt.as_deref())?;
-                let overlay_path = out_dir.join(format!("{stem}_overlay.png"));
+                let overlay_path = overlay_path(out_dir, stem);
                 stad_viz::save_png_atomic(&DynamicImage::ImageRgb8(overlay), &overlay_path)?;
                 let mask_path = if write_masks {
-                    let path = out_dir.join(format!("{stem}_mask.png"));
+                    let path = mask_path(out_dir, stem);
                     let (w, h) = original.dimensions();
                     let image = stad_viz::mask_image(&mask, w, h)?;
                     stad_viz::save_png_atomic(&DynamicImage::ImageLuma8(image), &path)?;
@@ -234,5 +256,25 @@ mod tests {
         assert_eq!(stems(&["a.png", "b.jpg"]), ["a", "b"]);
         assert_eq!(stems(&["x/a.png", "x/a.png"]), ["x_a", "x_a_2"]);
         assert_eq!(stems(&["my image.png"]), ["my_image"]);
+    }
+
+    #[test]
+    fn output_paths_are_the_files_written() {
+        let s = stems(&["x/a.png", "b.png"]);
+        let out = Path::new("o");
+        assert_eq!(
+            output_paths(out, &s, true),
+            [
+                "o/a_overlay.png",
+                "o/a_mask.png",
+                "o/b_overlay.png",
+                "o/b_mask.png"
+            ]
+            .map(PathBuf::from)
+        );
+        assert_eq!(
+            output_paths(out, &s, false),
+            ["o/a_overlay.png", "o/b_overlay.png"].map(PathBuf::from)
+        );
     }
 }

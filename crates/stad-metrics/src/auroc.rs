@@ -33,9 +33,10 @@ pub fn image_auroc<S: Score, L: Label>(scores: &[S], labels: &[L]) -> Result<f64
 /// arrays).
 ///
 /// # Errors
-/// As [`image_auroc`].
+/// As [`image_auroc`], with [`MetricsError::EmptyMasks`] in place of
+/// [`MetricsError::NoPositives`] (no mask pixel is anomalous).
 pub fn pixel_auroc<S: Score, L: Label>(maps: &[S], masks: &[L]) -> Result<f64> {
-    image_auroc(maps, masks)
+    image_auroc(maps, masks).map_err(|e| crate::error::empty_masks(e, masks.len()))
 }
 
 /// The image AUROC of one defect type against the good images.
@@ -164,6 +165,38 @@ mod tests {
             pixel_auroc(&[f64::NAN, 0.0], &[false, true]),
             Err(MetricsError::NonFinite { index: 0, .. })
         ));
+    }
+
+    #[test]
+    fn pixel_metrics_name_empty_masks() {
+        // Labels with no positive: the image metric says so, the pixel metrics say that the
+        // masks are empty.
+        let (maps, masks) = ([0.1f32, 0.2, 0.3, 0.4], [0u8; 4]);
+        assert_eq!(image_auroc(&maps, &masks), Err(MetricsError::NoPositives));
+        let e = pixel_auroc(&maps, &masks).unwrap_err();
+        assert_eq!(e, MetricsError::EmptyMasks { pixels: 4 });
+        assert_eq!(
+            e.to_string(),
+            "the ground-truth masks are all empty (none of their 4 pixels is anomalous): \
+             pixel metrics need masks with defect pixels"
+        );
+        assert_eq!(
+            crate::pixel_f1_optimal_threshold(&maps, &masks),
+            Err(MetricsError::EmptyMasks { pixels: 4 })
+        );
+        assert_eq!(
+            crate::au_pro(&maps, &masks, (1, 2, 2), 0.3),
+            Err(MetricsError::EmptyMasks { pixels: 4 })
+        );
+        assert!(matches!(
+            crate::segmentation_scores(&maps, &masks, (1, 2, 2), 0.3),
+            Err(MetricsError::EmptyMasks { pixels: 4 })
+        ));
+        // The other errors pass through unchanged.
+        assert_eq!(
+            pixel_auroc(&maps, &[1u8; 4]),
+            Err(MetricsError::NoNegatives)
+        );
     }
 
     #[test]

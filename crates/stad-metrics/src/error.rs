@@ -5,6 +5,15 @@ use thiserror::Error;
 /// Result of a metric computation.
 pub type Result<T> = std::result::Result<T, MetricsError>;
 
+/// A pixel metric's [`MetricsError::NoPositives`] as [`MetricsError::EmptyMasks`] over
+/// `pixels` mask pixels; other errors unchanged.
+pub(crate) fn empty_masks(e: MetricsError, pixels: usize) -> MetricsError {
+    match e {
+        MetricsError::NoPositives => MetricsError::EmptyMasks { pixels },
+        e => e,
+    }
+}
+
 /// Why a metric could not be computed.
 ///
 /// No function of this crate panics on bad data: every undefined case is one of these.
@@ -14,10 +23,21 @@ pub enum MetricsError {
     /// No scores (or no maps) were given.
     #[error("empty input: no scores")]
     Empty,
-    /// There is no positive (anomalous) sample or pixel: the metric is undefined
-    /// (AUROC, AU-PRO, F1, Dice all need at least one anomaly).
+    /// There is no positive (anomalous) sample: the metric is undefined (AUROC and F1 need at
+    /// least one anomaly). The pixel metrics report [`MetricsError::EmptyMasks`] instead.
     #[error("no positive (anomalous) samples: the metric is undefined")]
     NoPositives,
+    /// A pixel metric's ground-truth masks have no anomalous pixel at all (pixel AUROC,
+    /// AU-PRO, pixel F1, Dice and IoU are undefined): the masks are empty, which for a test
+    /// set with anomalous images means their masks are missing their defects.
+    #[error(
+        "the ground-truth masks are all empty (none of their {pixels} pixels is anomalous): \
+         pixel metrics need masks with defect pixels"
+    )]
+    EmptyMasks {
+        /// Number of mask pixels given.
+        pixels: usize,
+    },
     /// There is no negative (nominal) sample or pixel: the metric is undefined
     /// (AUROC needs both classes, AU-PRO needs defect-free pixels for its FPR).
     #[error("no negative (nominal) samples: the metric is undefined")]

@@ -327,7 +327,9 @@ impl<S: Score> Prepared<S> {
         let n_nominal = parts.iter().map(|p| p.2).sum();
         let n_regions = parts.iter().map(|p| p.3).sum();
         if n_regions == 0 {
-            return Err(MetricsError::NoPositives);
+            return Err(MetricsError::EmptyMasks {
+                pixels: masks.len(),
+            });
         }
         if n_nominal == 0 {
             return Err(MetricsError::NoNegatives);
@@ -435,8 +437,8 @@ fn cut_key<S: Score, L: Label>(maps: &[S], masks: &[L], limit: f64) -> Result<Op
 ///
 /// # Errors
 /// [`MetricsError::InvalidLimit`] (limit outside `(0, 1]`), [`MetricsError::ShapeMismatch`],
-/// [`MetricsError::Empty`], [`MetricsError::NonFinite`], [`MetricsError::NoPositives`] (no
-/// region), [`MetricsError::NoNegatives`] (no defect-free pixel),
+/// [`MetricsError::Empty`], [`MetricsError::NonFinite`], [`MetricsError::EmptyMasks`] (no
+/// region: every mask is empty), [`MetricsError::NoNegatives`] (no defect-free pixel),
 /// [`MetricsError::MapTooLarge`].
 pub fn au_pro<S: Score, L: Label>(
     maps: &[S],
@@ -721,7 +723,7 @@ mod tests {
         }
         assert_eq!(
             au_pro(&map, &[false, false], (1, 1, 2), 0.3),
-            Err(MetricsError::NoPositives)
+            Err(MetricsError::EmptyMasks { pixels: 2 })
         );
         assert_eq!(
             au_pro(&map, &[true, true], (1, 1, 2), 0.3),

@@ -47,7 +47,7 @@ pub struct SegmentationScores {
 ///
 /// # Errors
 /// [`MetricsError::InvalidThreshold`] (NaN), [`MetricsError::ShapeMismatch`],
-/// [`MetricsError::Empty`], [`MetricsError::NonFinite`]; [`MetricsError::NoPositives`] when no
+/// [`MetricsError::Empty`], [`MetricsError::NonFinite`]; [`MetricsError::EmptyMasks`] when no
 /// mask has an anomalous pixel (both measures are undefined).
 pub fn segmentation_scores<S: Score, L: Label>(
     maps: &[S],
@@ -86,7 +86,9 @@ pub fn segmentation_scores<S: Score, L: Label>(
         .filter(|&[tp, _, fn_]| tp + fn_ > 0)
         .collect();
     if anomalous.is_empty() {
-        return Err(MetricsError::NoPositives);
+        return Err(MetricsError::EmptyMasks {
+            pixels: masks.len(),
+        });
     }
     let total = per_image
         .iter()
@@ -171,7 +173,7 @@ mod tests {
         let maps = [0.5f64, 0.2];
         assert_eq!(
             dice(&maps, &[false, false], (1, 1, 2), 0.3),
-            Err(MetricsError::NoPositives)
+            Err(MetricsError::EmptyMasks { pixels: 2 })
         );
         assert!(matches!(
             dice(&maps, &[true, false], (1, 1, 2), f64::NAN),

@@ -62,12 +62,13 @@ pub fn f1_optimal_threshold<S: Score, L: Label>(scores: &[S], labels: &[L]) -> R
 /// masks (every pixel is a sample).
 ///
 /// # Errors
-/// As [`f1_optimal_threshold`].
+/// As [`f1_optimal_threshold`], with [`MetricsError::EmptyMasks`] in place of
+/// [`MetricsError::NoPositives`] (no mask pixel is anomalous).
 pub fn pixel_f1_optimal_threshold<S: Score, L: Label>(
     maps: &[S],
     masks: &[L],
 ) -> Result<F1Threshold> {
-    f1_optimal_threshold(maps, masks)
+    f1_optimal_threshold(maps, masks).map_err(|e| crate::error::empty_masks(e, masks.len()))
 }
 
 /// How to set a threshold from nominal (defect-free) scores only.

@@ -1,10 +1,15 @@
 //! `stad eval`: metrics of a trained run on a labelled test set, as JSON.
+//!
+//! `--json` is always (re)written, but never over one of eval's inputs (the run's files, the
+//! test images and masks). `--heatmaps DIR` must lie outside the data set, and heat-maps that
+//! exist there already are refused unless `--overwrite`; both are checked before scoring.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::AutodiffBackend;
 use stad::Detector;
-use stad::data::Sample;
+use stad::data::{ImageSource, Label, MaskSource, Sample};
+use stad::evaluate::TestOutputs;
 use stad::evaluate::run_test_set_observed;
 use stad_viz::{EvalRecord, ImageScore};
 
@@ -13,7 +18,7 @@ use crate::backend::{BackendJob, run_on};
 use crate::data::DataSpec;
 use crate::error::{CliError, Result};
 use crate::progress::Console;
-use crate::render::{score_and_render, unique_stems};
+use crate::render::{output_paths, score_and_render, unique_stems};
 use crate::run_dir::{RunInfo, RunPaths};
 
 /// Runs `stad eval`: writes the metrics to `--json` and returns them.
@@ -32,6 +37,37 @@ pub fn run(args: &EvalArgs, console: Console) -> Result<EvalRecord> {
     if args.batch_size == 0 {
         return Err(CliError::Usage("--batch-size must be at least 1".into()));
     }
+    let inputs = input_files(&paths, &data.test);
+    if let Some((_, input)) =
+        crate::paths::outputs_that_are_inputs(std::slice::from_ref(&args.json), &inputs).first()
+    {
+        let also = if *input == args.json.as_path() {
+            String::new()
+        } else {
+            format!(" ({})", input.display())
+        };
+        return Err(CliError::Usage(format!(
+            "--json {} is one of eval's inputs{also}: choose another file for the metrics",
+            args.json.display(),
+        )));
+    }
+    let heatmap_stems = match &args.heatmaps {
+        Some(dir) => {
+            check_outside_data(dir, &spec)?;
+            let names: Vec<String> = data.test.iter().map(Sample::name).collect();
+            let stems = unique_stems(&names);
+            crate::paths::check_outputs(
+                "eval",
+                "--heatmaps",
+                dir,
+                &output_paths(dir, &stems, false),
+                &inputs,
+                args.overwrite,
+            )?;
+            stems
+        }
+        None => Vec::new(),
+    };
     console.info(format!(
         "evaluating the {} run {} on {} test images of {}",
         info.method,
@@ -48,6 +84,7 @@ pub fn run(args: &EvalArgs, console: Console) -> Result<EvalRecord> {
             test: data.test,
             batch_size: args.batch_size,
             heatmaps: args.heatmaps.clone(),
+            heatmap_stems,
             console,
         },
     )?;
@@ -78,7 +115,67 @@ struct EvalJob<'a> {
     test: Vec<Sample>,
     batch_size: usize,
     heatmaps: Option<PathBuf>,
+    heatmap_stems: Vec<String>,
     console: Console,
+}
+
+/// The files eval reads: the run's `run.json` and `detector.stad`, the test images and masks.
+fn input_files(run: &RunPaths, test: &[Sample]) -> Vec<PathBuf> {
+    let mut files = vec![run.info(), run.detector()];
+    for sample in test {
+        if let ImageSource::File(p) = &sample.image {
+            files.push(p.clone());
+        }
+        if let MaskSource::File(p) = &sample.mask {
+            files.push(p.clone());
+        }
+    }
+    files
+}
+
+/// Refuses a `--heatmaps` folder inside one of the data set's folders (the data folder, and
+/// for `--format folder` the `--abnormal` and `--masks` folders): the overlays would be
+/// scanned as images of the data set on the next run.
+fn check_outside_data(heatmaps: &Path, spec: &DataSpec) -> Result<()> {
+    let folders = std::iter::once(&spec.dir)
+        .chain(spec.abnormal.as_ref())
+        .chain(spec.masks.as_ref());
+    for folder in folders {
+        if crate::paths::out_inside_data(heatmaps, folder) {
+            return Err(CliError::Usage(format!(
+                "--heatmaps {} lies inside the data set's folder {}: the overlays would become \
+                 part of the data set; choose a folder outside it",
+                heatmaps.display(),
+                folder.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a test set whose anomalous images have no defect pixel in their masks with that
+/// cause (the metrics alone would only see "no anomalous pixel").
+fn check_masks(outputs: &TestOutputs, test: &[Sample]) -> Result<()> {
+    let anomalous = test.iter().filter(|s| s.label == Label::Anomalous);
+    let n_anomalous = anomalous.clone().count();
+    if n_anomalous == 0 || outputs.masks.iter().any(|&m| m > 0) {
+        // No anomalous image is the image metrics' error; defect pixels: nothing to say.
+        return Ok(());
+    }
+    let with_mask = anomalous.filter(|s| s.has_mask()).count();
+    let (_, h, w) = outputs.shape;
+    Err(CliError::Usage(if with_mask == 0 {
+        format!(
+            "none of the {n_anomalous} anomalous test images has a ground-truth mask: pixel \
+             metrics need masks with defect pixels (--format folder: --masks DIR)"
+        )
+    } else {
+        format!(
+            "the {with_mask} anomalous images' ground-truth masks are all empty (no defect pixel \
+             at the network's {w}×{h} input size): pixel metrics need masks with defect pixels \
+             (non-zero where the defect is)"
+        )
+    }))
 }
 
 impl BackendJob for EvalJob<'_> {
@@ -96,6 +193,7 @@ impl BackendJob for EvalJob<'_> {
         );
         bar.finish_and_clear();
         let outputs = outputs?;
+        check_masks(&outputs, &self.test)?;
         let eval = outputs.evaluate()?;
         let scores = outputs
             .names
@@ -135,13 +233,11 @@ impl BackendJob for EvalJob<'_> {
             scores,
         };
         if let Some(dir) = &self.heatmaps {
-            let names: Vec<String> = self.test.iter().map(Sample::name).collect();
-            let stems = unique_stems(&names);
             let bar = self.console.image_bar(self.test.len(), "heat-maps");
             let result = score_and_render(
                 &detector,
                 &self.test,
-                &stems,
+                &self.heatmap_stems,
                 dir,
                 false,
                 true,

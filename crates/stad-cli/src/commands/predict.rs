@@ -4,6 +4,9 @@
 //! `{"path", "score", "threshold", "verdict": "anomalous"|"good", "anomalous", "flagged_fraction", "overlay", "mask"}`;
 //! in `--out`, `<name>_overlay.png` (heat-map over the image, predicted region outlined) and
 //! `<name>_mask.png` (0/255), both at the image's original size.
+//!
+//! Before anything is scored, every output path is computed: predict refuses to write over
+//! an input image (always) and over files that exist already (unless `--overwrite`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -17,7 +20,7 @@ use crate::args::PredictArgs;
 use crate::backend::{BackendJob, run_on};
 use crate::error::{CliError, Result};
 use crate::progress::Console;
-use crate::render::{score_and_render, unique_stems};
+use crate::render::{output_paths, score_and_render, unique_stems};
 use crate::run_dir::RunPaths;
 
 /// One line of predict's output.
@@ -58,6 +61,22 @@ pub fn run(
             )));
         }
     }
+    let names: Vec<String> = args
+        .images
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let stems = unique_stems(&names);
+    crate::paths::check_outputs(
+        "predict",
+        "--out",
+        &args.out,
+        &output_paths(&args.out, &stems, true),
+        &args.images,
+        args.overwrite,
+    )?;
+    let samples: Vec<Sample> = args.images.iter().map(Sample::nominal_file).collect();
+    crate::data::warn_small_images(&samples, console);
     console.info(format!(
         "scoring {} image(s) with {}",
         args.images.len(),
@@ -67,7 +86,8 @@ pub fn run(
         args.device,
         PredictJob {
             detector: paths.detector(),
-            images: &args.images,
+            samples,
+            stems,
             out_dir: &args.out,
             out,
         },
@@ -76,7 +96,8 @@ pub fn run(
 
 struct PredictJob<'a> {
     detector: PathBuf,
-    images: &'a [PathBuf],
+    samples: Vec<Sample>,
+    stems: Vec<String>,
     out_dir: &'a std::path::Path,
     out: &'a mut dyn Write,
 }
@@ -86,19 +107,12 @@ impl BackendJob for PredictJob<'_> {
 
     fn run<A: AutodiffBackend>(self, device: A::Device) -> Result<Vec<PredictionLine>> {
         let detector = Detector::<A::InnerBackend>::load(&self.detector, &device)?;
-        let samples: Vec<Sample> = self.images.iter().map(Sample::nominal_file).collect();
-        let names: Vec<String> = self
-            .images
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
-        let stems = unique_stems(&names);
-        let mut lines = Vec::with_capacity(samples.len());
+        let mut lines = Vec::with_capacity(self.samples.len());
         let out = self.out;
         score_and_render(
             &detector,
-            &samples,
-            &stems,
+            &self.samples,
+            &self.stems,
             self.out_dir,
             true,
             false,
