@@ -40,6 +40,18 @@ pub enum CliError {
         /// What is wrong.
         reason: String,
     },
+    /// A training configuration that needs more memory than the machine has available.
+    #[error(
+        "this training needs about {needed_gb:.1} GB of memory ({configuration}), and {available_gb:.1} GB are available"
+    )]
+    TooLarge {
+        /// The estimate, GB.
+        needed_gb: f64,
+        /// What the machine has available, GB.
+        available_gb: f64,
+        /// The configuration, in words.
+        configuration: String,
+    },
     /// `--device cuda` on a build without the CUDA backend.
     #[error("this stad was built without CUDA support")]
     NoCuda,
@@ -64,17 +76,30 @@ impl CliError {
                 "rerun with a smaller --lr (e.g. --lr 0.04), or a larger --batch-size".into(),
             ),
             CliError::Stad(StadError::CheckpointMismatch { .. }) => Some(
-                "a run folder belongs to one configuration: choose a new --out, or resume with the \
-                 same settings"
+                "a run folder belongs to one configuration, one training set and one teacher file: \
+                 resume with the same settings, data and --weights (and at least as many \
+                 --epochs as done), or choose a new --out"
                     .into(),
             ),
             CliError::Stad(StadError::Checkpoint(_)) => Some(
                 "the file is damaged or was not written by stad: train again with `stad train --out RUN_DIR`"
                     .into(),
             ),
+            CliError::Stad(StadError::Metrics(stad::metrics::MetricsError::EmptyMasks { .. })) => {
+                Some(
+                    "masks must be non-zero where the defect is: check ground_truth/<defect> (or \
+                     --masks)"
+                        .into(),
+                )
+            }
             CliError::Stad(StadError::Metrics(_)) => Some(
                 "eval needs both good and defective test images (test/good and test/<defect>), \
                  and finite scores"
+                    .into(),
+            ),
+            CliError::TooLarge { .. } => Some(
+                "lower --batch-size, --image-size or --students (memory grows with batch × \
+                 students × image size²), or --teacher-cache-mb"
                     .into(),
             ),
             CliError::NoCuda => Some(
@@ -142,6 +167,17 @@ fn backbone_hint(e: &BackboneError) -> Option<String> {
         BackboneError::WeightFile { .. } | BackboneError::UnsupportedFormat(_) => Some(
             "--weights takes a torchvision state dict saved with torch.save (.pth/.pt) or \
              safetensors (.safetensors)"
+                .into(),
+        ),
+        BackboneError::WeightDtype { .. } => Some(
+            "save the state dict with float tensors (in PyTorch: \
+             `{k: v.float() for k, v in sd.items()}`); float16, bfloat16 and float64 are \
+             converted on load"
+                .into(),
+        ),
+        BackboneError::WeightValues { .. } => Some(
+            "the weights file is damaged or comes from a diverged training: export the teacher \
+             again from a good checkpoint"
                 .into(),
         ),
         _ => None,

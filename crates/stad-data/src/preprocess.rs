@@ -446,18 +446,40 @@ pub fn mask_to_binary(mask: &DynamicImage, height: usize, width: usize) -> Vec<u
     if w == 0 || h == 0 {
         return vec![0; height * width];
     }
+    // Read the decoded buffer as it is: converting it to RGB floats first would allocate 12
+    // bytes per source pixel (1 GB for a 9000² mask) only to compare values with 0.
     match mask {
         DynamicImage::ImageLuma8(m) => gray_mask_to_binary(m, height, width),
+        DynamicImage::ImageLumaA8(m) => binary_of::<_, 2, 1>(m.as_raw(), w, h, height, width),
+        DynamicImage::ImageRgb8(m) => binary_of::<_, 3, 3>(m.as_raw(), w, h, height, width),
+        DynamicImage::ImageRgba8(m) => binary_of::<_, 4, 3>(m.as_raw(), w, h, height, width),
+        DynamicImage::ImageLuma16(m) => binary_of::<_, 1, 1>(m.as_raw(), w, h, height, width),
+        DynamicImage::ImageLumaA16(m) => binary_of::<_, 2, 1>(m.as_raw(), w, h, height, width),
+        DynamicImage::ImageRgb16(m) => binary_of::<_, 3, 3>(m.as_raw(), w, h, height, width),
+        DynamicImage::ImageRgba16(m) => binary_of::<_, 4, 3>(m.as_raw(), w, h, height, width),
+        DynamicImage::ImageRgb32F(m) => binary_of::<_, 3, 3>(m.as_raw(), w, h, height, width),
+        DynamicImage::ImageRgba32F(m) => binary_of::<_, 4, 3>(m.as_raw(), w, h, height, width),
         other => {
             let m = other.to_rgb32f();
-            let raw = m.as_raw();
-            nearest_binary(w, h, width, height, |x, y| {
-                raw[(y * w + x) * 3..(y * w + x) * 3 + 3]
-                    .iter()
-                    .any(|&v| v > 0.0)
-            })
+            binary_of::<_, 3, 3>(m.as_raw(), w, h, height, width)
         }
     }
+}
+
+/// [`nearest_binary`] of interleaved pixels (`CN` values per pixel): anomalous when one of the
+/// first `UC` (the colour channels) is above 0. `raw` holds `w × h` pixels.
+fn binary_of<T: image::Primitive, const CN: usize, const UC: usize>(
+    raw: &[T],
+    w: usize,
+    h: usize,
+    height: usize,
+    width: usize,
+) -> Vec<u8> {
+    const { assert!(UC <= CN && UC > 0) };
+    nearest_binary(w, h, width, height, |x, y| {
+        let p = (y * w + x) * CN;
+        raw[p..p + UC].iter().any(|&v| v > T::DEFAULT_MIN_VALUE)
+    })
 }
 
 /// [`mask_to_binary`] for an 8-bit gray mask.
@@ -630,6 +652,36 @@ mod tests {
         assert_eq!(b, [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0]);
         let rgb = DynamicImage::ImageRgb8(ImageBuffer::from_pixel(3, 3, Rgb([0, 0, 1])));
         assert!(mask_to_binary(&rgb, 5, 5).iter().all(|&v| v == 1));
+    }
+
+    #[test]
+    fn masks_of_every_colour_type_binarise_on_colour_only() {
+        // Left column on in colour, right column on in alpha only (ignored), middle off.
+        let on = |x: u32| x == 0;
+        let alpha = |x: u32| x == 2;
+        let masks = [
+            DynamicImage::ImageLumaA8(ImageBuffer::from_fn(3, 2, |x, _| {
+                LumaA([u8::from(on(x)), 255 * u8::from(alpha(x))])
+            })),
+            DynamicImage::ImageRgba8(ImageBuffer::from_fn(3, 2, |x, _| {
+                Rgba([0, u8::from(on(x)), 0, 255 * u8::from(alpha(x))])
+            })),
+            DynamicImage::ImageLuma16(ImageBuffer::from_fn(3, 2, |x, _| Luma([u16::from(on(x))]))),
+            DynamicImage::ImageRgb16(ImageBuffer::from_fn(3, 2, |x, _| {
+                Rgb([0, 0, u16::from(on(x))])
+            })),
+            DynamicImage::ImageRgba32F(ImageBuffer::from_fn(3, 2, |x, _| {
+                Rgba([
+                    if on(x) { 1e-6 } else { -1.0 },
+                    0.0,
+                    f32::NAN,
+                    f32::from(u8::from(alpha(x))),
+                ])
+            })),
+        ];
+        for m in &masks {
+            assert_eq!(mask_to_binary(m, 2, 3), [1, 0, 0, 1, 0, 0], "{m:?}");
+        }
     }
 
     #[test]

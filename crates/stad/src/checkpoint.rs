@@ -9,7 +9,8 @@
 //!                       data length u64 LE, data
 //! checksum              u64 LE, FNV-1a 64 of every byte before it
 //! ```
-//! Writing goes to `<file>.tmp-<pid>` first, is flushed to disk, then renamed over the
+//! Writing goes to `.<file>.tmp-<pid>-<n>` first (`n` counts the writes of the process, so two
+//! threads never share a temp file), is flushed to disk, then renamed over the
 //! target: a crash leaves either the old or the new checkpoint, never half of one. Reading
 //! checks the magic, the version, every length against the file size and the checksum, and
 //! reports [`CheckpointError::Corrupt`] instead of panicking on any mismatch.
@@ -171,7 +172,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{file_name}.tmp-{}-{n}", std::process::id()));
     let result = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -189,8 +192,70 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     result.map_err(io)
 }
 
-/// Burn records in blobs: bincode, full precision.
+/// Whether `name` is a temp file of [`write_atomic`] (`.NAME.tmp-…`), which only an interrupted
+/// write leaves behind.
+pub fn is_temp_file_name(name: &str) -> bool {
+    name.starts_with('.') && name.contains(".tmp-")
+}
+
+/// Burn records in blobs: bincode, full precision (written with burn's own recorder).
 type RecordCodec = burn::record::BinBytesRecorder<burn::record::FullPrecisionSettings>;
+
+/// The most bytes the lengths inside one blob may claim while it is decoded. A record holds
+/// at most a student's or an optimizer's tensors (Wide ResNet50-2 to layer3: 140 MB), so a
+/// length beyond this can only come from a damaged or crafted file, which then gets an error
+/// instead of an allocation of whatever the length says.
+pub const RECORD_DECODE_LIMIT: usize = 1 << 30;
+
+/// Reads what [`RecordCodec`] writes (bincode's standard configuration) with
+/// [`RECORD_DECODE_LIMIT`], returning an error where burn's recorder would unwrap.
+#[derive(Debug, Default, Clone)]
+struct BoundedRecordReader;
+
+impl<B: burn::prelude::Backend> burn::record::Recorder<B> for BoundedRecordReader {
+    type Settings = burn::record::FullPrecisionSettings;
+    type RecordArgs = ();
+    type RecordOutput = Vec<u8>;
+    type LoadArgs = Vec<u8>;
+
+    fn save_item<I: serde::Serialize>(
+        &self,
+        _item: I,
+        _args: (),
+    ) -> Result<Vec<u8>, burn::record::RecorderError> {
+        Err(burn::record::RecorderError::Unknown(
+            "the bounded reader only reads; records are written with BinBytesRecorder".into(),
+        ))
+    }
+
+    fn load_item<I: serde::de::DeserializeOwned>(
+        &self,
+        args: &mut Vec<u8>,
+    ) -> Result<I, burn::record::RecorderError> {
+        let config = bincode::config::standard().with_limit::<RECORD_DECODE_LIMIT>();
+        bincode::borrow_decode_from_slice::<'_, bincode::serde::BorrowCompat<I>, _>(args, config)
+            .map(|(item, _)| item.0)
+            .map_err(|e| burn::record::RecorderError::DeserializeError(e.to_string()))
+    }
+}
+
+/// Runs `f`, turning a panic into [`crate::StadError::CheckpointMismatch`] on `path`: burn
+/// builds tensors from a decoded record and fits it to a module with assertions, which a
+/// damaged or crafted blob that decodes (its lengths in bounds, its checksum recomputed) can
+/// still trip. `what` names the blob.
+pub(crate) fn guard<T>(path: &Path, what: &str, f: impl FnOnce() -> T) -> crate::Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string());
+        crate::StadError::CheckpointMismatch {
+            path: path.to_path_buf(),
+            reason: format!("`{what}` does not fit its network ({message})"),
+        }
+    })
+}
 
 impl CheckpointFile {
     /// Appends `record` (a module's or an optimizer's) as blob `name`.
@@ -207,8 +272,8 @@ impl CheckpointFile {
         Ok(())
     }
 
-    /// Decodes blob `name` into a record; a missing or undecodable blob is
-    /// [`crate::StadError::CheckpointMismatch`] naming `path`.
+    /// Decodes blob `name` into a record, with bounded lengths ([`RECORD_DECODE_LIMIT`]); a
+    /// missing or undecodable blob is [`crate::StadError::CheckpointMismatch`] naming `path`.
     pub fn record<B: burn::prelude::Backend, R: burn::record::Record<B>>(
         &self,
         name: &str,
@@ -222,8 +287,23 @@ impl CheckpointFile {
         let bytes = self
             .blob(name)
             .ok_or_else(|| mismatch(format!("it has no `{name}`")))?;
-        burn::record::Recorder::<B>::load(&RecordCodec::default(), bytes.to_vec(), device)
-            .map_err(|e| mismatch(format!("cannot decode `{name}`: {e}")))
+        guard(path, name, || {
+            burn::record::Recorder::<B>::load(&BoundedRecordReader, bytes.to_vec(), device)
+        })?
+        .map_err(|e| mismatch(format!("cannot decode `{name}`: {e}")))
+    }
+
+    /// Loads blob `name` into `module` (freshly built, of the architecture the blob was saved
+    /// from); a blob that does not fit it is [`crate::StadError::CheckpointMismatch`].
+    pub fn load_module<B: burn::prelude::Backend, M: burn::module::Module<B>>(
+        &self,
+        name: &str,
+        module: M,
+        device: &B::Device,
+        path: &Path,
+    ) -> crate::Result<M> {
+        let record = self.record::<B, M::Record>(name, device, path)?;
+        guard(path, name, || module.load_record(record))
     }
 
     /// Loads blobs `student0..` into `students` (freshly built, of the right architecture).
@@ -233,13 +313,10 @@ impl CheckpointFile {
         device: &B::Device,
         path: &Path,
     ) -> crate::Result<Vec<stad_backbones::Backbone<B>>> {
-        use burn::module::Module;
         students
             .into_iter()
             .enumerate()
-            .map(|(i, s)| {
-                Ok(s.load_record(self.record::<B, _>(&format!("student{i}"), device, path)?))
-            })
+            .map(|(i, s)| self.load_module(&format!("student{i}"), s, device, path))
             .collect()
     }
 }
@@ -283,6 +360,26 @@ mod tests {
                 "flip at {i} not detected"
             );
         }
+    }
+
+    #[test]
+    fn concurrent_writers_of_one_process_never_share_a_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.ckpt");
+        std::thread::scope(|s| {
+            for t in 0..8u8 {
+                let path = &path;
+                s.spawn(move || {
+                    for _ in 0..20 {
+                        write_atomic(path, &[t; 4096]).unwrap();
+                    }
+                });
+            }
+        });
+        let bytes = fs::read(&path).unwrap();
+        assert!(bytes.len() == 4096 && bytes.iter().all(|&b| b == bytes[0]));
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert!(is_temp_file_name(".c.ckpt.tmp-12-3") && !is_temp_file_name("c.ckpt"));
     }
 
     #[test]

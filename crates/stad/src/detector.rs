@@ -235,8 +235,12 @@ impl<B: Backend> Detector<B> {
         config.validate()?;
         let teacher = match &config.teacher_weights {
             TeacherWeights::Embedded => config.build_teacher::<B>(device)?,
-            _ => FrozenTeacher::new(config.teacher.init(device)?, device)?
-                .load_record(file.record::<B, _>("teacher", device, path)?),
+            _ => file.load_module(
+                "teacher",
+                FrozenTeacher::new(config.teacher.init(device)?, device)?,
+                device,
+                path,
+            )?,
         };
         let fresh = config.student_backbone();
         let students = (0..config.method.num_students())

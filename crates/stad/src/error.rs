@@ -42,6 +42,42 @@ pub enum StadError {
         /// Values checked.
         total: usize,
     },
+    /// Another process trains into the run folder (it holds the folder's lock).
+    #[error(
+        "run folder {path} is in use by {holder}: wait for that run to finish, or choose another folder"
+    )]
+    RunLocked {
+        /// The run folder.
+        path: PathBuf,
+        /// Who holds it, as its lock file says (`stad process PID (since unix time T)`).
+        holder: String,
+    },
+    /// A new run was asked for in a folder that holds one already.
+    #[error(
+        "{path} holds a run already ({}): resume it (`stad train --resume`), or choose another folder",
+        files.join(", ")
+    )]
+    RunExists {
+        /// The run folder.
+        path: PathBuf,
+        /// The run files found in it.
+        files: Vec<String>,
+    },
+    /// A resume was asked for in a folder without `last.ckpt`.
+    #[error("nothing to resume in {path} (no last.ckpt): start a new run without resuming")]
+    NothingToResume {
+        /// The run folder.
+        path: PathBuf,
+    },
+    /// The run folder or its lock file could not be created or written.
+    #[error("run folder {path}: {source}")]
+    RunIo {
+        /// The run folder.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The training loss became NaN or infinite (diverged: lower the learning rate).
     #[error("training diverged at epoch {epoch}: the loss is {loss}; lower the learning rate")]
     Diverged {

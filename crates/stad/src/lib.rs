@@ -19,8 +19,11 @@ pub mod checkpoint;
 pub mod detector;
 pub mod error;
 pub mod evaluate;
+pub mod fingerprint;
+pub mod memory;
 pub mod method;
 pub mod model;
+pub mod run_dir;
 pub mod teacher_cache;
 pub mod trainer;
 
@@ -29,8 +32,9 @@ pub use error::{Result, StadError};
 pub use evaluate::{Evaluation, evaluate};
 pub use method::{MethodConfig, MethodKind};
 pub use model::{ModelConfig, StudentTeacher, TeacherWeights};
+pub use run_dir::RunDir;
 pub use teacher_cache::{TeacherCache, TeacherCacheStatus};
-pub use trainer::{EpochSummary, RunDir, Silent, TrainConfig, TrainObserver, TrainOutcome, train};
+pub use trainer::{EpochSummary, Silent, TrainConfig, TrainObserver, TrainOutcome, train};
 
 pub use stad_backbones as backbones;
 pub use stad_data as data;

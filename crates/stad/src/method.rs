@@ -32,6 +32,9 @@ impl MethodKind {
     }
 }
 
+/// The most students an ensemble may have ([`MethodConfig::validate`]).
+pub const MAX_ENSEMBLE_SIZE: usize = 64;
+
 /// Configuration of a method.
 #[derive(Config, Debug)]
 pub struct MethodConfig {
@@ -62,6 +65,12 @@ impl MethodConfig {
         if self.kind == MethodKind::Ensemble && self.ensemble_size < 2 {
             return Err(StadError::InvalidConfig(format!(
                 "an ensemble needs at least 2 students, got {}",
+                self.ensemble_size
+            )));
+        }
+        if self.kind == MethodKind::Ensemble && self.ensemble_size > MAX_ENSEMBLE_SIZE {
+            return Err(StadError::InvalidConfig(format!(
+                "an ensemble has at most {MAX_ENSEMBLE_SIZE} students (the thesis uses 3), got {}",
                 self.ensemble_size
             )));
         }

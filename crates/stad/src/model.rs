@@ -23,6 +23,10 @@ pub enum TeacherWeights {
     Random(u64),
 }
 
+/// The largest network input side [`ModelConfig::validate`] accepts. Memory grows with its
+/// square: [`crate::memory`] estimates what a configuration needs.
+pub const MAX_IMAGE_SIZE: usize = 2048;
+
 /// Everything that defines a model's architecture and inputs.
 #[derive(Config, Debug)]
 pub struct ModelConfig {
@@ -54,6 +58,13 @@ impl ModelConfig {
         if self.image_size < 32 {
             return Err(StadError::InvalidConfig(format!(
                 "image size must be at least 32 (the deepest taps have stride 16), got {}",
+                self.image_size
+            )));
+        }
+        if self.image_size > MAX_IMAGE_SIZE {
+            return Err(StadError::InvalidConfig(format!(
+                "image size must be at most {MAX_IMAGE_SIZE} (MVTec AD's largest images are \
+                 1024²; the thesis trains at 224), got {}",
                 self.image_size
             )));
         }

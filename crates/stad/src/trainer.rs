@@ -24,7 +24,9 @@ use stad_data::{BatchLoader, LoaderConfig, Sample, holdout_split};
 
 use crate::checkpoint::CheckpointFile;
 use crate::error::{Result, StadError};
+use crate::fingerprint::{self, DataFingerprint, FileFingerprint};
 use crate::model::{ModelConfig, StudentTeacher};
+use crate::run_dir::RunDir;
 use crate::teacher_cache::{TeacherCache, TeacherCacheStatus};
 
 /// Hyper-parameters of training (defaults: the official STFPM code's).
@@ -161,26 +163,12 @@ struct TrainHeader {
     best_epoch: usize,
     best_score: Option<f64>,
     history: Vec<EpochSummary>,
-}
-
-/// Where a run keeps its checkpoints.
-#[derive(Debug, Clone)]
-pub struct RunDir {
-    /// The folder.
-    pub path: PathBuf,
-    /// Continue from `last.ckpt` when it exists.
-    pub resume: bool,
-}
-
-impl RunDir {
-    /// `path/last.ckpt`.
-    pub fn last(&self) -> PathBuf {
-        self.path.join("last.ckpt")
-    }
-    /// `path/best.ckpt`.
-    pub fn best(&self) -> PathBuf {
-        self.path.join("best.ckpt")
-    }
+    /// The training images (resume refuses other data).
+    #[serde(default)]
+    data_fingerprint: Option<DataFingerprint>,
+    /// The teacher's weight file, when it is one (resume refuses a changed file).
+    #[serde(default)]
+    teacher_fingerprint: Option<FileFingerprint>,
 }
 
 fn header_of(file: &CheckpointFile, path: &Path) -> Result<TrainHeader> {
@@ -221,6 +209,12 @@ fn check_same_model(
 /// (`holdout_fraction`, seeded). Students are seeded with `seed + i`; the shuffle of epoch
 /// `e` is seeded from `(seed, e)`. On the CPU backends a run is bit-for-bit reproducible,
 /// and a resumed run equals an uninterrupted one.
+///
+/// With a run folder, the checkpoints record fingerprints of the training images and of the
+/// teacher's weight file ([`crate::fingerprint`]). A resume refuses
+/// ([`StadError::CheckpointMismatch`], naming what differs) another model or other
+/// hyper-parameters than `epochs`, other training data, a changed teacher file, and fewer
+/// `epochs` than the run has done (as many finishes it without training more).
 pub fn train<A: AutodiffBackend>(
     model: &ModelConfig,
     config: &TrainConfig,
@@ -241,6 +235,20 @@ pub fn train<A: AutodiffBackend>(
         holdout_split(train, config.holdout_fraction, config.seed)?
     } else {
         (train, Vec::new())
+    };
+    // Fingerprints are only needed to check a resume against its checkpoints.
+    let fingerprints = match run_dir {
+        Some(_) => {
+            let mut images = DataFingerprint::of_samples(&fit)?;
+            images
+                .images
+                .extend(DataFingerprint::of_samples(&holdout)?.images);
+            Some((
+                images,
+                fingerprint::teacher_fingerprint(&model.teacher_weights)?,
+            ))
+        }
+        None => None,
     };
     let preprocess = model.preprocess();
     let fit_loader = BatchLoader::new(
@@ -288,17 +296,35 @@ pub fn train<A: AutodiffBackend>(
     let mut history = Vec::new();
     let mut best: Option<Best<A::InnerBackend>> = None;
 
-    if let Some(dir) = run_dir.filter(|d| d.resume && d.last().exists()) {
+    if let Some(dir) = run_dir.filter(|d| d.resume() && d.last().exists()) {
         let path = dir.last();
         let file = CheckpointFile::read(&path)?;
         let header = header_of(&file, &path)?;
         check_same_model(&header, model, config, &path)?;
+        let (data_now, teacher_now) = fingerprints.as_ref().expect("computed with a run folder");
+        fingerprint::check_unchanged(
+            (&header.data_fingerprint, &header.teacher_fingerprint),
+            (data_now, teacher_now),
+            &path,
+        )?;
+        if config.epochs < header.epochs_done {
+            return Err(StadError::CheckpointMismatch {
+                path,
+                reason: format!(
+                    "the run has done {} epochs, more than the {} asked for: resume with at least \
+                     {} epochs ({} finishes it without training more)",
+                    header.epochs_done, config.epochs, header.epochs_done, header.epochs_done
+                ),
+            });
+        }
         students = file.load_students(students, device, &path)?;
         optimizers = optimizers
             .into_iter()
             .enumerate()
             .map(|(i, o)| {
-                Ok(o.load_record(file.record::<A, _>(&format!("optimizer{i}"), device, &path)?))
+                let name = format!("optimizer{i}");
+                let record = file.record::<A, _>(&name, device, &path)?;
+                crate::checkpoint::guard(&path, &name, || o.load_record(record))
             })
             .collect::<Result<_>>()?;
         start_epoch = header.epochs_done;
@@ -404,6 +430,8 @@ pub fn train<A: AutodiffBackend>(
                 best_epoch: *best_epoch,
                 best_score: best_score.is_finite().then_some(*best_score),
                 history: history.clone(),
+                data_fingerprint: fingerprints.as_ref().map(|(d, _)| d.clone()),
+                teacher_fingerprint: fingerprints.as_ref().and_then(|(_, t)| t.clone()),
             };
             let header = serde_json::to_string(&header).expect("headers serialise");
             if improved {

@@ -11,18 +11,15 @@ use stad::{Detector, MethodConfig, MethodKind, RunDir, StadError, TrainConfig};
 fn checkpoint_of_another_method_is_refused() {
     let device = Default::default();
     let dir = tempfile::tempdir().unwrap();
-    let run_dir = RunDir {
-        path: dir.path().into(),
-        resume: true,
-    };
     let data = common::tiny_data(4).train;
     common::fit(
         &common::model(MethodKind::Stfpm, 64),
         &common::quick(1),
         data.clone(),
-        Some(&run_dir),
+        Some(&RunDir::open(dir.path(), false).unwrap()),
     )
     .unwrap();
+    let run_dir = RunDir::open(dir.path(), true).unwrap();
     for other in [MethodKind::SimpleStudent, MethodKind::Ensemble] {
         let err = common::fit(
             &common::model(other, 64),
@@ -54,13 +51,12 @@ fn checkpoint_of_another_method_is_refused() {
 fn corrupt_checkpoint_is_a_typed_error() {
     let device = Default::default();
     let dir = tempfile::tempdir().unwrap();
-    let run_dir = RunDir {
-        path: dir.path().into(),
-        resume: true,
-    };
     let model = common::model(MethodKind::Stfpm, 64);
     let data = common::tiny_data(5).train;
-    common::fit(&model, &common::quick(1), data.clone(), Some(&run_dir)).unwrap();
+    let fresh = RunDir::open(dir.path(), false).unwrap();
+    common::fit(&model, &common::quick(1), data.clone(), Some(&fresh)).unwrap();
+    drop(fresh);
+    let run_dir = RunDir::open(dir.path(), true).unwrap();
     let mut bytes = std::fs::read(run_dir.last()).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;

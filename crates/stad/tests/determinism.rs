@@ -72,19 +72,15 @@ fn resumed_run_equals_uninterrupted_run() {
         &model,
         &common::quick(3),
         data.clone(),
-        Some(&RunDir {
-            path: full_dir.path().into(),
-            resume: false,
-        }),
+        Some(&RunDir::open(full_dir.path(), false).unwrap()),
     )
     .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let run_dir = RunDir {
-        path: dir.path().into(),
-        resume: true,
-    };
-    let first = common::fit(&model, &common::quick(1), data.clone(), Some(&run_dir)).unwrap();
+    let fresh = RunDir::open(dir.path(), false).unwrap();
+    let first = common::fit(&model, &common::quick(1), data.clone(), Some(&fresh)).unwrap();
+    drop(fresh);
+    let run_dir = RunDir::open(dir.path(), true).unwrap();
     assert_eq!(first.history.len(), 1);
     let resumed = common::fit(&model, &common::quick(3), data, Some(&run_dir)).unwrap();
 

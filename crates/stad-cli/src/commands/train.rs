@@ -125,28 +125,21 @@ pub fn run(args: &TrainArgs, console: Console) -> Result<RunInfo> {
     let (model, teacher) = model_config(args)?;
     let config = train_config(args)?;
     let paths = RunPaths::new(&args.out);
-    let run_dir = RunDir {
-        path: args.out.clone(),
-        resume: args.resume,
-    };
-    if run_dir.last().exists() && !args.resume {
-        return Err(CliError::Run {
-            path: args.out.clone(),
-            reason: "holds a run already: pass --resume to continue it, or choose another --out"
-                .into(),
-        });
-    }
-    if args.resume && !run_dir.last().exists() {
-        return Err(CliError::Run {
-            path: args.out.clone(),
-            reason: "nothing to resume (no last.ckpt): leave out --resume to start a new run"
-                .into(),
-        });
-    }
     let spec = DataSpec::from_args(&args.data, None)?;
+    if crate::paths::out_inside_data(&args.out, &spec.dir) {
+        return Err(CliError::Usage(format!(
+            "--out {} is inside the data set {}: its files would mix with the data; choose a \
+             folder outside it",
+            args.out.display(),
+            spec.dir.display()
+        )));
+    }
     let data = spec.open(console)?;
+    check_memory(&model, &config, data.train.len(), args)?;
+    // The folder is locked from here until this command ends: a second `stad train` into it
+    // fails at once, and the checks for an existing run are made under the lock.
     let created = !args.out.exists();
-    std::fs::create_dir_all(&args.out).map_err(CliError::io(&args.out))?;
+    let run_dir = RunDir::open(&args.out, args.resume)?;
 
     console.info(format!(
         "data: {} from {} ({} training images)",
@@ -182,13 +175,17 @@ pub fn run(args: &TrainArgs, console: Console) -> Result<RunInfo> {
             detector_path: paths.detector(),
             console,
         },
-    )
-    .inspect_err(|_| {
-        // A run that failed before its first checkpoint leaves no empty folder behind.
-        if created {
-            let _ = std::fs::remove_dir(&args.out);
+    );
+    let trained = match trained {
+        Ok(trained) => trained,
+        Err(e) => {
+            // A run that failed before its first checkpoint leaves no empty folder behind.
+            if created {
+                run_dir.remove_if_empty();
+            }
+            return Err(e);
         }
-    })?;
+    };
     let info = RunInfo {
         stad_version: env!("CARGO_PKG_VERSION").into(),
         method: model.method.kind.name().into(),
@@ -217,6 +214,42 @@ pub fn run(args: &TrainArgs, console: Console) -> Result<RunInfo> {
         args.out.display()
     ));
     Ok(info)
+}
+
+/// Refuses a configuration whose estimated peak memory ([`stad::memory::training_bytes`])
+/// exceeds what the machine has available, on the CPU backends (a GPU's memory is its own).
+fn check_memory(
+    model: &ModelConfig,
+    config: &TrainConfig,
+    n_images: usize,
+    args: &TrainArgs,
+) -> Result<()> {
+    if args.device == crate::args::DeviceArg::Cuda {
+        return Ok(());
+    }
+    let needed = stad::memory::training_bytes(model, config, n_images);
+    let mut system = sysinfo::System::new();
+    system.refresh_memory();
+    let mut available = system.available_memory();
+    if let Some(limits) = system.cgroup_limits() {
+        available = available.min(limits.free_memory);
+    }
+    if available == 0 || needed <= available as f64 {
+        // 0: the platform does not say; train and let the allocator decide.
+        return Ok(());
+    }
+    Err(CliError::TooLarge {
+        needed_gb: needed / 1e9,
+        available_gb: available as f64 / 1e9,
+        configuration: format!(
+            "{} image(s) at {}², batch {}, {} student(s) of {}",
+            n_images,
+            model.image_size,
+            config.batch_size,
+            model.method.num_students(),
+            model.student_backbone().name()
+        ),
+    })
 }
 
 /// How a threshold was chosen, in words.
