@@ -43,6 +43,18 @@ impl RunDir {
     /// - [`StadError::RunIo`] when the folder or its lock cannot be created.
     pub fn open(path: impl Into<PathBuf>, resume: bool) -> Result<Self> {
         let path = path.into();
+        let created = !path.exists();
+        Self::open_inner(path.clone(), resume).inspect_err(|e| {
+            // A refused open leaves no folder of its own behind (`--resume` on a wrong path);
+            // one another process holds is not its own, even if it looked new.
+            if created && !matches!(e, StadError::RunLocked { .. }) {
+                let _ = fs::remove_file(path.join(LOCK_FILE));
+                let _ = fs::remove_dir(&path);
+            }
+        })
+    }
+
+    fn open_inner(path: PathBuf, resume: bool) -> Result<Self> {
         let io = |source| StadError::RunIo {
             path: path.clone(),
             source,
@@ -205,6 +217,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = RunDir::open(dir.path(), true).unwrap_err();
         assert!(matches!(err, StadError::NothingToResume { .. }), "{err}");
+        // A folder the refused open created is gone again; one that existed stays.
+        let typo = dir.path().join("typo");
+        let err = RunDir::open(&typo, true).unwrap_err();
+        assert!(matches!(err, StadError::NothingToResume { .. }), "{err}");
+        assert!(!typo.exists());
+        assert!(dir.path().is_dir());
         fs::write(dir.path().join("best.ckpt"), b"x").unwrap();
         let err = RunDir::open(dir.path(), false).unwrap_err();
         match &err {
