@@ -4,6 +4,10 @@ use burn::backend::Flex;
 use stad_backbones::{BackboneConfig, BackboneError, ResNetArch, ResNetConfig, ResNetStage};
 use stad_testutil::fixture;
 
+// The dtype and value checks of loaded weights, in this test binary.
+#[path = "weights/validation.rs"]
+mod validation;
+
 type B = Flex;
 
 fn mismatch(err: BackboneError) -> (Vec<String>, Vec<String>, Vec<String>) {

@@ -6,6 +6,12 @@ use std::process::Command;
 
 use serde_json::Value;
 
+// Run folders and output safety, in this one test binary (each binary links burn).
+#[path = "cli/predict_outputs.rs"]
+mod predict_outputs;
+#[path = "cli/run_folder.rs"]
+mod run_folder;
+
 /// The command line `words` (split at white space), each `{}` replaced by the next of `paths`
 /// (whole, so paths may hold spaces).
 fn argv(words: &str, paths: &[&Path]) -> Vec<String> {

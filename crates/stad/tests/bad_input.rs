@@ -1,6 +1,9 @@
 //! Bad input gives typed errors, never a panic.
 
 mod common;
+// The resume refusals (other data, a changed teacher, fewer epochs), in this test binary.
+#[path = "resume/checks.rs"]
+mod resume_checks;
 
 use burn::prelude::*;
 use stad::backend::Cpu;

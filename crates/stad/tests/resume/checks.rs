@@ -1,7 +1,7 @@
 //! A resume refuses what would silently give a wrong run: other training data, a changed teacher
 //! file, fewer epochs than done (issue 14, cases 5–7).
 
-mod common;
+use super::common;
 
 use stad::backbones::BackboneConfig;
 use stad::backbones::embedded::MOBILENET_V2_IMAGENET;
