@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// Runs the `stad` binary with `args`; returns its status, stdout and stderr.
-fn stad(args: &[&dyn AsRef<std::ffi::OsStr>]) -> (bool, String, String) {
+pub(crate) fn stad(args: &[&dyn AsRef<std::ffi::OsStr>]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_stad"))
         .args(args.iter().map(|a| a.as_ref()))
         .output()
@@ -21,14 +21,14 @@ fn stad(args: &[&dyn AsRef<std::ffi::OsStr>]) -> (bool, String, String) {
 }
 
 /// Runs `stad`, expecting success; returns stderr.
-fn ok(args: &[&dyn AsRef<std::ffi::OsStr>]) -> String {
+pub(crate) fn ok(args: &[&dyn AsRef<std::ffi::OsStr>]) -> String {
     let (success, _, stderr) = stad(args);
     assert!(success, "stad failed:\n{stderr}");
     stderr
 }
 
 /// Runs `stad`, expecting failure with every `needle` in stderr; returns stderr.
-fn fails(args: &[&dyn AsRef<std::ffi::OsStr>], needles: &[&str]) -> String {
+pub(crate) fn fails(args: &[&dyn AsRef<std::ffi::OsStr>], needles: &[&str]) -> String {
     let (success, _, stderr) = stad(args);
     assert!(!success, "stad succeeded:\n{stderr}");
     for needle in needles {

@@ -7,32 +7,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::predict_outputs::{fails, ok};
+
+/// `stad`'s status and stderr.
 fn stad(args: &[&dyn AsRef<std::ffi::OsStr>]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_stad"))
-        .args(args.iter().map(|a| a.as_ref()))
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn ok(args: &[&dyn AsRef<std::ffi::OsStr>]) {
-    let (success, stderr) = stad(args);
-    assert!(success, "stad failed:\n{stderr}");
-}
-
-fn fails(args: &[&dyn AsRef<std::ffi::OsStr>], needles: &[&str]) -> String {
-    let (success, stderr) = stad(args);
-    assert!(!success, "stad succeeded:\n{stderr}");
-    for needle in needles {
-        assert!(
-            stderr.contains(needle),
-            "stderr lacks {needle:?}:\n{stderr}"
-        );
-    }
-    stderr
+    let (success, _, stderr) = super::predict_outputs::stad(args);
+    (success, stderr)
 }
 
 /// `train --quiet --format synthetic --data DATA --out OUT --image-size 64 --batch-size 8
