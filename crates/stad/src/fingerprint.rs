@@ -18,7 +18,7 @@ use crate::error::{Result, StadError};
 use crate::model::TeacherWeights;
 
 /// One file's (or in-memory image's) name, length and content hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FileFingerprint {
     /// The file name (no folder), or the in-memory image's name.
     pub name: String,
@@ -68,7 +68,7 @@ impl FileFingerprint {
     }
 }
 
-/// The training images of a run, in the order training saw them.
+/// The training images of a run (fitted and held out), in the order they were given to training.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DataFingerprint {
     /// One fingerprint per image.
@@ -110,18 +110,8 @@ impl DataFingerprint {
                 preview(&changed)
             ));
         } else {
-            let removed: Vec<&str> = self
-                .images
-                .iter()
-                .filter(|a| !now.images.contains(a))
-                .map(|a| a.name.as_str())
-                .collect();
-            let added: Vec<&str> = now
-                .images
-                .iter()
-                .filter(|b| !self.images.contains(b))
-                .map(|b| b.name.as_str())
-                .collect();
+            let removed = not_in(&self.images, &now.images);
+            let added = not_in(&now.images, &self.images);
             if !removed.is_empty() {
                 parts.push(format!(
                     "{} gone or changed ({})",
@@ -139,6 +129,16 @@ impl DataFingerprint {
         }
         Some(parts.join("; "))
     }
+}
+
+/// The names of the fingerprints of `these` that `those` lacks, in order.
+fn not_in<'a>(these: &'a [FileFingerprint], those: &[FileFingerprint]) -> Vec<&'a str> {
+    let those: std::collections::HashSet<&FileFingerprint> = those.iter().collect();
+    these
+        .iter()
+        .filter(|f| !those.contains(f))
+        .map(|f| f.name.as_str())
+        .collect()
 }
 
 /// The first five names, then how many more.

@@ -231,24 +231,18 @@ pub fn train<A: AutodiffBackend>(
         }
         .into());
     }
+    // Fingerprints are only needed to check a resume against its checkpoints.
+    let fingerprints = match run_dir {
+        Some(_) => Some((
+            DataFingerprint::of_samples(&train)?,
+            fingerprint::teacher_fingerprint(&model.teacher_weights)?,
+        )),
+        None => None,
+    };
     let (fit, holdout) = if config.holdout_fraction > 0.0 {
         holdout_split(train, config.holdout_fraction, config.seed)?
     } else {
         (train, Vec::new())
-    };
-    // Fingerprints are only needed to check a resume against its checkpoints.
-    let fingerprints = match run_dir {
-        Some(_) => {
-            let mut images = DataFingerprint::of_samples(&fit)?;
-            images
-                .images
-                .extend(DataFingerprint::of_samples(&holdout)?.images);
-            Some((
-                images,
-                fingerprint::teacher_fingerprint(&model.teacher_weights)?,
-            ))
-        }
-        None => None,
     };
     let preprocess = model.preprocess();
     let fit_loader = BatchLoader::new(

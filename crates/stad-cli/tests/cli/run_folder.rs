@@ -105,8 +105,6 @@ fn a_second_train_into_a_held_folder_fails_at_once_and_a_killed_run_resumes_clea
         &["holds a run already", "last.ckpt", "--resume"],
     );
     // The killed run may have finished more epochs than 2: resume to what it did plus one.
-    let done = std::fs::read(run.join("last.ckpt")).unwrap();
-    assert!(!done.is_empty());
     let (success, stderr) = stad(&refs(&train(&data, &run, "2", &["--resume"])));
     if !success {
         // It had done more than 2 epochs: the refusal names the count.
