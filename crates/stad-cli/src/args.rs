@@ -37,6 +37,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Synthetic data, all three methods trained briefly, evaluated and reported.
     Demo(DemoArgs),
+    /// Check a backend against the CPU reference and measure its speed (a new machine, a GPU).
+    Selftest(crate::commands::selftest::SelftestArgs),
 }
 
 /// The student–teacher method.

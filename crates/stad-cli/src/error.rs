@@ -55,6 +55,14 @@ pub enum CliError {
     /// `--device cuda` on a build without the CUDA backend.
     #[error("this stad was built without CUDA support")]
     NoCuda,
+    /// `stad selftest`: the device computes something else than the CPU reference.
+    #[error("selftest of {backend}: {} check(s) failed: {}", failed.len(), failed.join(", "))]
+    SelftestFailed {
+        /// The backend checked.
+        backend: String,
+        /// The checks that failed.
+        failed: Vec<String>,
+    },
 }
 
 /// The tool's result type.
@@ -104,6 +112,12 @@ impl CliError {
             ),
             CliError::NoCuda => Some(
                 "rebuild with CUDA (`cargo build --release -p stad-cli --features cuda`) or use --device cpu"
+                    .into(),
+            ),
+            CliError::SelftestFailed { .. } => Some(
+                "the FAIL rows of the table give the largest differences from the CPU; do not \
+                 trust this device's results until they pass (train with --device cpu meanwhile), \
+                 and report the --json file with the device's name"
                     .into(),
             ),
             CliError::Viz(VizError::Json { .. } | VizError::InvalidRecord { .. }) => {

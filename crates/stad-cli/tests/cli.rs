@@ -11,6 +11,8 @@ use serde_json::Value;
 mod predict_outputs;
 #[path = "cli/run_folder.rs"]
 mod run_folder;
+#[path = "cli/selftest.rs"]
+mod selftest;
 
 /// The command line `words` (split at white space), each `{}` replaced by the next of `paths`
 /// (whole, so paths may hold spaces).
@@ -97,10 +99,12 @@ fn files_with_extension(dir: &Path, extension: &str) -> Vec<PathBuf> {
 #[test]
 fn help_describes_every_command_and_option() {
     let top = ok("--help", &[]);
-    for command in ["train", "eval", "predict", "report", "demo", "--quiet"] {
+    for command in [
+        "train", "eval", "predict", "report", "demo", "selftest", "--quiet",
+    ] {
         assert!(top.contains(command), "stad --help lacks {command}:\n{top}");
     }
-    let cases: [(&str, &[&str]); 5] = [
+    let cases: [(&str, &[&str]); 6] = [
         (
             "train",
             &[
@@ -132,6 +136,17 @@ fn help_describes_every_command_and_option() {
         ("predict", &["--run", "--out", "IMAGE"]),
         ("report", &["--out", "JSON"]),
         ("demo", &["--out", "--epochs"]),
+        (
+            "selftest",
+            &[
+                "--device",
+                "--json",
+                "--quick",
+                "--batch-sizes",
+                "--image-size",
+                "--no-speed",
+            ],
+        ),
     ];
     for (command, options) in cases {
         let help = ok(&format!("{command} --help"), &[]);

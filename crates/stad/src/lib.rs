@@ -42,6 +42,18 @@ pub use stad_distill as distill;
 pub use stad_metrics as metrics;
 pub use stad_scoring as scoring;
 
+/// The stad features this build has (`embedded-teacher`, `cuda`).
+pub fn build_features() -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if cfg!(feature = "embedded-teacher") {
+        out.push("embedded-teacher");
+    }
+    if cfg!(feature = "cuda") {
+        out.push("cuda");
+    }
+    out
+}
+
 /// The burn backends stad is built and tested with.
 pub mod backend {
     /// The fast pure-Rust CPU backend (the default on CPU, and the tests' backend).

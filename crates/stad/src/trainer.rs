@@ -13,9 +13,10 @@ use std::time::Instant;
 
 use burn::config::Config;
 use burn::module::{AutodiffModule, Module};
+use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::optim::{GradientsParams, Optimizer, Sgd, SgdConfig};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor};
 use serde::{Deserialize, Serialize};
@@ -272,19 +273,7 @@ pub fn train<A: AutodiffBackend>(
 
     let teacher = model.build_teacher::<A::InnerBackend>(device)?;
     let mut students = model.init_students::<A>(config.seed, device)?;
-    let sgd = SgdConfig::new()
-        .with_momentum(Some(MomentumConfig {
-            momentum: config.momentum,
-            dampening: 0.0,
-            nesterov: false,
-        }))
-        .with_weight_decay(
-            (config.weight_decay > 0.0).then(|| WeightDecayConfig::new(config.weight_decay as f32)),
-        );
-    let mut optimizers: Vec<_> = students
-        .iter()
-        .map(|_| sgd.init::<A, Backbone<A>>())
-        .collect();
+    let mut optimizers = StudentOptimizers::<A>::new(config, students.len());
 
     let mut start_epoch = 0;
     let mut history = Vec::new();
@@ -312,15 +301,14 @@ pub fn train<A: AutodiffBackend>(
             });
         }
         students = file.load_students(students, device, &path)?;
-        optimizers = optimizers
-            .into_iter()
-            .enumerate()
-            .map(|(i, o)| {
+        optimizers.load_records(
+            |i| {
                 let name = format!("optimizer{i}");
                 let record = file.record::<A, _>(&name, device, &path)?;
-                crate::checkpoint::guard(&path, &name, || o.load_record(record))
-            })
-            .collect::<Result<_>>()?;
+                Ok((name, record))
+            },
+            &path,
+        )?;
         start_epoch = header.epochs_done;
         history = header.history.clone();
         if let Some(score) = header.best_score {
@@ -354,20 +342,12 @@ pub fn train<A: AutodiffBackend>(
                 .into_iter()
                 .map(Tensor::from_inner)
                 .collect();
-            let mut batch_loss = 0.0f32;
-            let mut stepped = Vec::with_capacity(students.len());
-            for (student, optim) in students.drain(..).zip(optimizers.iter_mut()) {
-                let preds = student.forward_features(batch.images.clone());
-                let loss = stad_distill::stfpm_loss(&targets, &preds);
-                let value: f32 = loss.clone().into_scalar().elem();
-                if !value.is_finite() {
-                    return Err(StadError::Diverged { epoch, loss: value });
-                }
-                batch_loss += value;
-                let grads = GradientsParams::from_grads(loss.backward(), &student);
-                stepped.push(optim.step(config.learning_rate, student, grads));
+            let (stepped, losses) = optimizers.step(students, batch.images, &targets);
+            if let Some(&loss) = losses.iter().find(|l| !l.is_finite()) {
+                return Err(StadError::Diverged { epoch, loss });
             }
             students = stepped;
+            let batch_loss: f32 = losses.iter().sum();
             let mean = batch_loss / students.len() as f32;
             loss_sum += f64::from(mean);
             observer.on_batch(epoch, b, batches, mean);
@@ -445,9 +425,11 @@ pub fn train<A: AutodiffBackend>(
                 header,
                 blobs: Vec::new(),
             };
-            for (i, (s, o)) in students.iter().zip(&optimizers).enumerate() {
+            for (i, s) in students.iter().enumerate() {
                 file.push_record::<A, _>(format!("student{i}"), s.clone().into_record())?;
-                file.push_record::<A, _>(format!("optimizer{i}"), o.to_record())?;
+            }
+            for (i, record) in optimizers.records().into_iter().enumerate() {
+                file.push_record::<A, _>(format!("optimizer{i}"), record)?;
             }
             file.write_atomic(&dir.last())?;
         }
@@ -467,6 +449,98 @@ pub fn train<A: AutodiffBackend>(
         history,
         holdout,
     })
+}
+
+/// One student's SGD optimizer.
+type StudentOptimizer<A> =
+    OptimizerAdaptor<Sgd<<A as AutodiffBackend>::InnerBackend>, Backbone<A>, A>;
+/// Its state (momentum buffers), as a checkpoint holds it.
+type OptimizerRecord<A> = <StudentOptimizer<A> as Optimizer<Backbone<A>, A>>::Record;
+
+/// The students' SGD optimizers (PyTorch semantics: momentum with dampening 0, weight decay
+/// added to the gradient) and the distillation step [`train`] takes per batch.
+///
+/// For every student `s`: its loss `L_s = Σ_k mean_{b,i,j} ‖t̂_k − ŝ_k‖²` against the teacher's
+/// features, the gradient `g = ∂L_s/∂θ + λ·θ`, the momentum `v ← μ·v + g` and the update
+/// `θ ← θ − η·v` (on the first step `v = g`).
+pub struct StudentOptimizers<A: AutodiffBackend> {
+    optimizers: Vec<StudentOptimizer<A>>,
+    learning_rate: f64,
+}
+
+impl<A: AutodiffBackend> StudentOptimizers<A> {
+    /// Fresh optimizers (no momentum yet) for `students` students, with `config`'s learning
+    /// rate `η`, momentum `μ` and weight decay `λ`.
+    pub fn new(config: &TrainConfig, students: usize) -> Self {
+        let sgd = SgdConfig::new()
+            .with_momentum(Some(MomentumConfig {
+                momentum: config.momentum,
+                dampening: 0.0,
+                nesterov: false,
+            }))
+            .with_weight_decay(
+                (config.weight_decay > 0.0)
+                    .then(|| WeightDecayConfig::new(config.weight_decay as f32)),
+            );
+        Self {
+            optimizers: (0..students)
+                .map(|_| sgd.init::<A, Backbone<A>>())
+                .collect(),
+            learning_rate: config.learning_rate,
+        }
+    }
+
+    /// One distillation step of every student on `images` against the teacher's `targets`
+    /// (its features of `images`): the stepped students and their losses before the step, in
+    /// the students' order. A non-finite loss is returned as it is (the caller decides).
+    ///
+    /// # Panics
+    /// When `students` are not as many as the optimizers.
+    pub fn step(
+        &mut self,
+        students: Vec<Backbone<A>>,
+        images: Tensor<A, 4>,
+        targets: &[Tensor<A, 4>],
+    ) -> (Vec<Backbone<A>>, Vec<f32>) {
+        assert_eq!(
+            students.len(),
+            self.optimizers.len(),
+            "one optimizer a student"
+        );
+        let mut stepped = Vec::with_capacity(students.len());
+        let mut losses = Vec::with_capacity(students.len());
+        for (student, optim) in students.into_iter().zip(self.optimizers.iter_mut()) {
+            let preds = student.forward_features(images.clone());
+            let loss = stad_distill::stfpm_loss(targets, &preds);
+            losses.push(loss.clone().into_scalar().elem::<f32>());
+            let grads = GradientsParams::from_grads(loss.backward(), &student);
+            stepped.push(optim.step(self.learning_rate, student, grads));
+        }
+        (stepped, losses)
+    }
+
+    /// The optimizers' states (momentum buffers), for a checkpoint.
+    fn records(&self) -> Vec<OptimizerRecord<A>> {
+        self.optimizers.iter().map(|o| o.to_record()).collect()
+    }
+
+    /// Loads every optimizer's state from `record(i)` (its name and record), a checkpoint's.
+    fn load_records(
+        &mut self,
+        mut record: impl FnMut(usize) -> Result<(String, OptimizerRecord<A>)>,
+        path: &Path,
+    ) -> Result<()> {
+        let optimizers = std::mem::take(&mut self.optimizers);
+        self.optimizers = optimizers
+            .into_iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let (name, r) = record(i)?;
+                crate::checkpoint::guard(path, &name, || o.load_record(r))
+            })
+            .collect::<Result<_>>()?;
+        Ok(())
+    }
 }
 
 /// Mean image score of `model` over the samples of `loader`.

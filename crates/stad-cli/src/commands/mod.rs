@@ -4,4 +4,5 @@ pub mod demo;
 pub mod eval;
 pub mod predict;
 pub mod report;
+pub mod selftest;
 pub mod train;

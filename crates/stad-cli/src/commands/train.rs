@@ -228,14 +228,11 @@ fn check_memory(
         return Ok(());
     }
     let needed = stad::memory::training_bytes(model, config, n_images);
-    let mut system = sysinfo::System::new();
-    system.refresh_memory();
-    let mut available = system.available_memory();
-    if let Some(limits) = system.cgroup_limits() {
-        available = available.min(limits.free_memory);
-    }
-    if available == 0 || needed <= available as f64 {
-        // 0: the platform does not say; train and let the allocator decide.
+    let Some(available) = crate::backend::available_memory_bytes() else {
+        // The platform does not say: train and let the allocator decide.
+        return Ok(());
+    };
+    if needed <= available as f64 {
         return Ok(());
     }
     Err(CliError::TooLarge {
