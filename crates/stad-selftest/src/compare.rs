@@ -57,8 +57,25 @@ impl Diff {
             sum_sq_diff += d * d;
             sum_sq_reference += r * r;
         }
+        Self::from_sums(
+            reference.len(),
+            max_abs,
+            scale,
+            sum_sq_diff,
+            sum_sq_reference,
+        )
+    }
+
+    /// The relative differences derived from the maxima and the sums of squares.
+    fn from_sums(
+        values: usize,
+        max_abs: f64,
+        scale: f64,
+        sum_sq_diff: f64,
+        sum_sq_reference: f64,
+    ) -> Self {
         Self {
-            values: reference.len(),
+            values,
             max_abs,
             scale,
             max_rel: relative(max_abs, scale),
@@ -83,19 +100,13 @@ impl Diff {
 
     /// The differences of two sets of values taken together.
     pub fn combine(self, other: Self) -> Self {
-        let max_abs = self.max_abs.max(other.max_abs);
-        let scale = self.scale.max(other.scale);
-        let sum_sq_diff = self.sum_sq_diff + other.sum_sq_diff;
-        let sum_sq_reference = self.sum_sq_reference + other.sum_sq_reference;
-        Self {
-            values: self.values + other.values,
-            max_abs,
-            scale,
-            max_rel: relative(max_abs, scale),
-            l2_rel: relative(sum_sq_diff.sqrt(), sum_sq_reference.sqrt()),
-            sum_sq_diff,
-            sum_sq_reference,
-        }
+        Self::from_sums(
+            self.values + other.values,
+            self.max_abs.max(other.max_abs),
+            self.scale.max(other.scale),
+            self.sum_sq_diff + other.sum_sq_diff,
+            self.sum_sq_reference + other.sum_sq_reference,
+        )
     }
 }
 
