@@ -1,7 +1,7 @@
 //! Builds the embedded ImageNet teacher and prints its feature maps for one image.
 //!
 //! `cargo run --release --example teacher [IMAGE_SIZE]`
-//! (with `--features cuda`, add `--cuda` to run on the GPU)
+//! (add `--cuda` to run on the GPU: burn's CUDA backend is always compiled)
 //!
 //! The input is a deterministic gradient image (no data needed); the example prints each
 //! tapped map's shape and mean activation, its stride and the forward time.
@@ -66,10 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .transpose()?
         .unwrap_or(224);
     if args.iter().any(|a| a == "--cuda") {
-        #[cfg(feature = "cuda")]
         return run::<stad::backend::Cuda>(size, &Default::default(), "CUDA");
-        #[cfg(not(feature = "cuda"))]
-        return Err("built without the `cuda` feature".into());
     }
     run::<stad::backend::Cpu>(size, &Default::default(), "CPU (flex)")
 }

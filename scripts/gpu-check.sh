@@ -37,8 +37,10 @@ case "$out" in
     /*|*..*) echo "error: --out must be a folder inside the repository, got '$out'" >&2; exit 2 ;;
 esac
 
-# The same command as the CUDA build check of scripts/test.sh: after the tests it is a no-op.
-cargo build --release --workspace --all-targets --features cuda >&2
+# The build scripts/test.sh tests (it puts the `stad` binary in target/release): after the
+# tests it is a no-op. (`cargo build -p stad-cli --features cuda` would resolve the features
+# of shared dependencies without the dev-dependencies, and recompile stad and below.)
+cargo test --release --workspace --all-targets --features cuda --no-run >&2
 
 rm -rf "$out"
 mkdir -p "$out"

@@ -37,7 +37,13 @@ pub fn run_on<J: BackendJob>(device: DeviceArg, job: J) -> Result<J::Output> {
 /// # Errors
 /// [`CliError::NoCuda`] for `--device cuda` in a build without the `cuda` feature.
 pub fn check_available(device: DeviceArg) -> Result<()> {
-    if device == DeviceArg::Cuda && !cfg!(feature = "cuda") {
+    check_built_for(device, cfg!(feature = "cuda"))
+}
+
+/// [`check_available`] for a build with (`cuda_built`) or without the `cuda` feature: both
+/// answers are tested in either build.
+fn check_built_for(device: DeviceArg, cuda_built: bool) -> Result<()> {
+    if device == DeviceArg::Cuda && !cuda_built {
         return Err(CliError::NoCuda);
     }
     Ok(())
@@ -158,6 +164,23 @@ fn field(text: &str, key: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cuda_without_the_feature_is_refused_with_the_fix_and_everything_else_runs() {
+        let err = check_built_for(DeviceArg::Cuda, false).unwrap_err();
+        assert!(matches!(err, CliError::NoCuda), "{err:?}");
+        let hint = err.hint().expect("NoCuda has a hint");
+        assert!(hint.contains("--features cuda"), "{hint}");
+        assert!(check_built_for(DeviceArg::Cuda, true).is_ok());
+        for device in [DeviceArg::Cpu, DeviceArg::Ndarray] {
+            assert!(check_built_for(device, false).is_ok());
+            assert!(check_built_for(device, true).is_ok());
+        }
+        assert_eq!(
+            check_available(DeviceArg::Cuda).is_ok(),
+            cfg!(feature = "cuda")
+        );
+    }
 
     #[test]
     fn fields_are_read_from_proc_style_text() {

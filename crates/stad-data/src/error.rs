@@ -151,3 +151,12 @@ impl DataError {
         }
     }
 }
+
+/// The message of a caught panic (`std::panic::catch_unwind`'s payload): the `&str` or
+/// `String` that `panic!` was given, `None` for any other payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> Option<String> {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+}

@@ -87,7 +87,7 @@ pub mod scan;
 pub mod split;
 pub mod synthetic;
 
-pub use error::{DataError, Result};
+pub use error::{DataError, Result, panic_message};
 pub use folder::{FOLDER_DEFECT, FolderOptions, open_folder};
 pub use loader::{Batch, BatchLoader, Batches, HostBatch, HostBatches, LoaderConfig};
 pub use masks::{MaskNameRule, MissingMaskPolicy};

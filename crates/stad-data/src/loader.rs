@@ -500,9 +500,10 @@ impl Iterator for HostBatches {
                 Ok(r) => Some(r),
                 // The producer is done: it finished the epoch, or it panicked (reported).
                 Err(_) => match handle.take().map(std::thread::JoinHandle::join) {
-                    Some(Err(payload)) => {
-                        Some(Err(DataError::WorkerPanic(panic_message(&*payload))))
-                    }
+                    Some(Err(payload)) => Some(Err(DataError::WorkerPanic(
+                        crate::error::panic_message(&*payload)
+                            .unwrap_or_else(|| "unknown panic".to_string()),
+                    ))),
                     _ => None,
                 },
             },
@@ -512,14 +513,6 @@ impl Iterator for HostBatches {
         }
         r
     }
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_string())
 }
 
 /// Iterator over an epoch's [`Batch`]es on a device (see [`BatchLoader::batches`]).

@@ -197,10 +197,7 @@ pub fn decode_bytes(bytes: &[u8], path: &Path) -> Result<DynamicImage> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
         Ok(r) => r,
         Err(payload) => {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
+            let message = crate::error::panic_message(payload.as_ref())
                 .unwrap_or_else(|| "unknown panic".to_string());
             Err(DataError::DecoderPanic {
                 path: path.to_path_buf(),

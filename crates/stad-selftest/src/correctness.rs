@@ -157,18 +157,7 @@ impl CheckConfig {
 /// `n` values of a standard normal distribution (SplitMix64 + Box–Muller), the same on every
 /// machine: normalised images have mean 0 and standard deviation 1.
 pub fn seeded_normal(n: usize, seed: u64) -> Vec<f32> {
-    let mut rng = SplitMix64::new(seed);
-    let mut uniform = || ((rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-    let mut out = Vec::with_capacity(n + 1);
-    while out.len() < n {
-        let (u1, u2) = (uniform(), uniform());
-        let r = (-2.0 * u1.ln()).sqrt();
-        let theta = std::f64::consts::TAU * u2;
-        out.push((r * theta.cos()) as f32);
-        out.push((r * theta.sin()) as f32);
-    }
-    out.truncate(n);
-    out
+    SplitMix64::new(seed).normals(n, 1.0)
 }
 
 /// Seeded random images `[batch, 3, size, size]` on `device`.

@@ -400,10 +400,7 @@ fn measure(
         },
         Ok(Err(reason)) => classify(reason),
         Err(payload) => {
-            let reason = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
+            let reason = stad::data::panic_message(payload.as_ref())
                 .unwrap_or_else(|| "the backend panicked".to_string());
             classify(reason)
         }

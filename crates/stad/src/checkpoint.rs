@@ -245,10 +245,7 @@ impl<B: burn::prelude::Backend> burn::record::Recorder<B> for BoundedRecordReade
 /// still trip. `what` names the blob.
 pub(crate) fn guard<T>(path: &Path, what: &str, f: impl FnOnce() -> T) -> crate::Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
+        let message = stad_data::panic_message(payload.as_ref())
             .unwrap_or_else(|| "unknown panic".to_string());
         crate::StadError::CheckpointMismatch {
             path: path.to_path_buf(),

@@ -42,14 +42,11 @@ pub use stad_distill as distill;
 pub use stad_metrics as metrics;
 pub use stad_scoring as scoring;
 
-/// The stad features this build has (`embedded-teacher`, `cuda`).
+/// The features this build of the library has (`embedded-teacher`).
 pub fn build_features() -> Vec<&'static str> {
     let mut out = Vec::new();
     if cfg!(feature = "embedded-teacher") {
         out.push("embedded-teacher");
-    }
-    if cfg!(feature = "cuda") {
-        out.push("cuda");
     }
     out
 }
@@ -62,10 +59,10 @@ pub mod backend {
     pub type CpuNdArray = burn::backend::NdArray;
     /// [`Cpu`] with automatic differentiation, for training.
     pub type CpuAutodiff = burn::backend::Autodiff<Cpu>;
-    /// NVIDIA GPUs through CUDA (feature `cuda`; the driver is loaded at run time).
-    #[cfg(feature = "cuda")]
+    /// NVIDIA GPUs through CUDA. burn's CUDA backend is always compiled (the driver is loaded
+    /// at run time, so a machine without a GPU builds and runs the rest); the CLI's
+    /// `--device cuda` is behind stad-cli's `cuda` feature.
     pub type Cuda = burn::backend::Cuda;
     /// [`Cuda`] with automatic differentiation.
-    #[cfg(feature = "cuda")]
     pub type CudaAutodiff = burn::backend::Autodiff<Cuda>;
 }

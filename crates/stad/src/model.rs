@@ -174,18 +174,7 @@ pub fn seeded_init<B: Backend, M: Module<B>>(module: M, seed: u64, device: &B::D
                 let dims = t.dims();
                 let fan_out = dims[0] * dims[2] * dims[3];
                 let std = (2.0 / fan_out as f64).sqrt();
-                let n: usize = dims.iter().product();
-                let mut values = Vec::with_capacity(n);
-                let mut uniform =
-                    || ((self.rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-                while values.len() < n {
-                    let (u1, u2) = (uniform(), uniform());
-                    let r = (-2.0 * u1.ln()).sqrt() * std;
-                    let theta = std::f64::consts::TAU * u2;
-                    values.push((r * theta.cos()) as f32);
-                    values.push((r * theta.sin()) as f32);
-                }
-                values.truncate(n);
+                let values = self.rng.normals(dims.iter().product(), std);
                 let fresh = Tensor::<B, D>::from_data(TensorData::new(values, dims), self.device);
                 fresh.set_require_grad(t.is_require_grad())
             })

@@ -94,8 +94,9 @@ pub fn run(args: &SelftestArgs, console: Console) -> Result<SelftestReport> {
         burn_version: "0.21.0".to_string(),
         burn_features: BURN_FEATURES.iter().map(|s| s.to_string()).collect(),
         stad_features: stad::build_features()
-            .iter()
-            .map(|s| s.to_string())
+            .into_iter()
+            .chain(cfg!(feature = "cuda").then_some("cuda"))
+            .map(str::to_string)
             .collect(),
         platform: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
     };
