@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 pub use compare::Diff;
 pub use correctness::{Check, CheckConfig, Criterion, Tolerances};
 pub use error::{Result, SelftestError};
-pub use speed::{DeviceMemory, LargestBatch, Outcome, SpeedConfig, SpeedRow, UnknownMemory, Work};
+pub use speed::{DeviceMemory, LargestBatch, Outcome, SpeedConfig, SpeedRow, Work};
 
 /// The machine and build a report was made on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

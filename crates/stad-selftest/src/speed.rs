@@ -42,11 +42,6 @@ pub trait DeviceMemory {
     }
 }
 
-/// A device that reports nothing about its memory.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct UnknownMemory;
-impl DeviceMemory for UnknownMemory {}
-
 /// What is measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpeedConfig {
@@ -472,13 +467,13 @@ mod tests {
         type A = burn::backend::Autodiff<stad::backend::Cpu>;
         let config = SpeedConfig {
             image_size: 32,
-            batch_sizes: vec![64, 1, 2048],
+            batch_sizes: vec![64, 1, 4096, 2048],
             repeats: 1,
         };
         let mut seen = 0;
         let (rows, largest) =
             run::<A>(&config, &Default::default(), &Small, |_| seen += 1).unwrap();
-        assert_eq!(rows.len(), 2 * 3 * 3);
+        assert_eq!(rows.len(), 2 * 3 * 4);
         assert_eq!(seen, rows.len());
         for l in &largest {
             assert_eq!(l.batch_size, Some(64), "{l:?}");
@@ -494,5 +489,7 @@ mod tests {
             at(2048).all(|r| matches!(r.outcome, Outcome::DoesNotFit { .. })),
             "{rows:?}"
         );
+        // Sizes run in increasing order: past the first refusal nothing is tried.
+        assert!(at(4096).all(|r| r.outcome == Outcome::Skipped), "{rows:?}");
     }
 }
