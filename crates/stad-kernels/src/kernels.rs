@@ -310,7 +310,7 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>
         g.out_plane(),
     );
     let x_image = g.in_channels * g.in_plane();
-    let mut y = vec![0.0f32; g.batch * g.out_channels * p];
+    let mut y = crate::buffer::zeroed(g.batch * g.out_channels * p);
     let parallelism = gemm_threads(g.batch);
     let image = |(b, yb): (usize, &mut [f32])| {
         let xb = &x[b * x_image..][..x_image];
@@ -376,7 +376,7 @@ pub fn input_grad(g: &ConvGeometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
         g.out_plane(),
     );
     let y_image = g.out_channels * p;
-    let mut dx = vec![0.0f32; g.batch * g.in_channels * g.in_plane()];
+    let mut dx = crate::buffer::zeroed(g.batch * g.in_channels * g.in_plane());
     let parallelism = gemm_threads(g.batch);
     let image = |(b, dxb): (usize, &mut [f32])| {
         let dyb = &dy[b * y_image..][..y_image];
@@ -635,7 +635,7 @@ fn depthwise_forward(
     bias: Option<&[f32]>,
 ) -> Vec<f32> {
     let (pin, pout, taps) = (g.in_plane(), g.out_plane(), g.kernel[0] * g.kernel[1]);
-    let mut y = vec![0.0f32; g.batch * g.out_channels * pout];
+    let mut y = crate::buffer::zeroed(g.batch * g.out_channels * pout);
     y.par_chunks_exact_mut(pout)
         .enumerate()
         .for_each(|(n, yp)| {
@@ -679,7 +679,7 @@ fn depthwise_input_grad(g: &ConvGeometry, weight: &[f32], dy: &[f32]) -> Vec<f32
     let [h, w] = g.in_size;
     let s = g.stride[1];
     let len = phase_len(w, s);
-    let mut dx = vec![0.0f32; g.batch * g.in_channels * pin];
+    let mut dx = crate::buffer::zeroed(g.batch * g.in_channels * pin);
     dx.par_chunks_exact_mut(pin)
         .enumerate()
         .for_each(|(n, dxp)| {

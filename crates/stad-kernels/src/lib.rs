@@ -22,6 +22,7 @@
 //! any stride, dilation and asymmetric padding (TensorFlow's "same"). Results are deterministic
 //! (a fixed summation order, independent of the thread count).
 
+pub mod buffer;
 pub mod geometry;
 pub mod kernels;
 pub mod norm;

@@ -204,7 +204,7 @@ pub fn batch_norm_train(
         gamma.len() == c && beta.len() == c,
         "one γ and β per channel"
     );
-    let mut y = vec![0.0f32; x.len()];
+    let mut y = crate::buffer::zeroed(x.len());
     let stats: Vec<(f32, f32, f32)> = planes_by_channel_mut(&mut y, dims)
         .into_par_iter()
         .enumerate()
@@ -282,7 +282,7 @@ pub fn batch_norm_train_backward(
         }
         (_, None) => panic!("the forward output is needed to differentiate {act:?}"),
     };
-    let mut dx = vec![0.0f32; x.len()];
+    let mut dx = crate::buffer::zeroed(x.len());
     let sums: Vec<(f32, f32)> = planes_by_channel_mut(&mut dx, dims)
         .into_par_iter()
         .enumerate()
@@ -319,7 +319,7 @@ pub fn channel_affine(
         scale.len() == c && shift.len() == c,
         "one scale and shift per channel"
     );
-    let mut y = vec![0.0f32; x.len()];
+    let mut y = crate::buffer::zeroed(x.len());
     y.par_chunks_exact_mut(p)
         .enumerate()
         .for_each(|(plane, out)| {
@@ -337,7 +337,7 @@ const ELEMENTWISE_CHUNK: usize = 1 << 14;
 /// `f(a_i, b_i)` for every element of two equal-length slices, in parallel chunks.
 fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
     assert_eq!(a.len(), b.len(), "operands of one length");
-    let mut out = vec![0.0f32; a.len()];
+    let mut out = crate::buffer::zeroed(a.len());
     out.par_chunks_mut(ELEMENTWISE_CHUNK)
         .zip(
             a.par_chunks(ELEMENTWISE_CHUNK)
@@ -425,7 +425,7 @@ pub fn stfpm_layer_loss_grad(
     );
     let k = 2.0 * upstream / (b * p) as f32;
     let eps2 = (eps * eps) as f32;
-    let mut ds = vec![0.0f32; student.len()];
+    let mut ds = crate::buffer::zeroed(student.len());
     ds.par_chunks_exact_mut(c * p)
         .enumerate()
         .for_each(|(n, out)| {

@@ -127,7 +127,7 @@ pub fn forward(g: &PoolGeometry, x: &[f32]) -> Vec<f32> {
     let (pad, s1, d1) = (g.pad_begin[1], g.stride[1], g.dilation[1]);
     // Long enough for every tap of every output window, padding included.
     let padded_w = ((ow_n - 1) * s1 + (g.kernel[1] - 1) * d1 + 1).max(pad + w);
-    let mut y = vec![0.0f32; g.batch * g.channels * g.out_plane()];
+    let mut y = crate::buffer::zeroed(g.batch * g.channels * g.out_plane());
     y.par_chunks_exact_mut(g.out_plane())
         .zip(x.par_chunks_exact(g.in_plane()))
         .for_each(|(yp, xp)| {
@@ -203,7 +203,7 @@ pub fn forward_with_argmax(g: &PoolGeometry, x: &[f32]) -> (Vec<f32>, Vec<u32>) 
 pub fn backward(g: &PoolGeometry, argmax: &[u32], dy: &[f32]) -> Vec<f32> {
     let n = g.batch * g.channels * g.out_plane();
     assert!(argmax.len() == n && dy.len() == n, "gradient length");
-    let mut dx = vec![0.0f32; g.batch * g.channels * g.in_plane()];
+    let mut dx = crate::buffer::zeroed(g.batch * g.channels * g.in_plane());
     dx.par_chunks_exact_mut(g.in_plane())
         .zip(argmax.par_chunks_exact(g.out_plane()))
         .zip(dy.par_chunks_exact(g.out_plane()))
