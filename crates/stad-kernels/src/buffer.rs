@@ -2,10 +2,9 @@
 //!
 //! `vec![0.0f32; n]` asks the allocator for zeroed memory. A training process keeps its freed
 //! activations mapped (see `stad-alloc`), so the allocator cannot hand out fresh zero pages and
-//! zeroes the block with one `memset` on the calling thread, while the other worker threads
-//! wait. `perf` of a ResNet18 step at batch 8 put 2.6–5 % of all samples in that serial
-//! `memset` (on 2 threads, twice that share of the wall time). [`zeroed`] zeroes large
-//! buffers in parallel chunks instead: the same values, written by every thread.
+//! zeroes the block with one `memset` on the calling thread while the other worker threads
+//! wait. [`zeroed`] zeroes large buffers in parallel chunks instead: the same values, written
+//! by every thread (what it bought: `docs/cpu-kernels.md`).
 
 use std::mem::MaybeUninit;
 
@@ -28,14 +27,21 @@ pub fn zeroed(len: usize) -> Vec<f32> {
     if len < PARALLEL_FROM {
         return vec![0.0; len];
     }
-    let mut v: Vec<f32> = Vec::with_capacity(len);
-    v.spare_capacity_mut()[..len]
+    refilled_with_zeros(Vec::new(), len)
+}
+
+/// `buffer`'s allocation emptied and refilled with `len` zeros in parallel chunks (grown when
+/// its capacity is below `len`).
+fn refilled_with_zeros(mut buffer: Vec<f32>, len: usize) -> Vec<f32> {
+    buffer.clear();
+    buffer.reserve(len);
+    buffer.spare_capacity_mut()[..len]
         .par_chunks_mut(CHUNK)
         .for_each(|chunk| chunk.fill(MaybeUninit::new(0.0)));
     // SAFETY: the capacity is at least `len`, and every one of the first `len` elements was
     // initialised above (the chunks cover `spare_capacity_mut()[..len]` exactly).
-    unsafe { v.set_len(len) };
-    v
+    unsafe { buffer.set_len(len) };
+    buffer
 }
 
 #[cfg(test)]
@@ -51,11 +57,22 @@ mod tests {
             PARALLEL_FROM,
             PARALLEL_FROM + CHUNK + 3,
         ] {
-            // Dirty the allocator's free memory first, so a reused block would show.
-            drop(vec![f32::NAN; len]);
             let v = zeroed(len);
             assert_eq!(v.len(), len);
             assert!(v.iter().all(|&x| x.to_bits() == 0), "len {len}");
         }
+    }
+
+    #[test]
+    fn a_dirty_allocation_is_refilled_with_zeros_in_place() {
+        // The memory under the spare capacity holds NaNs, whatever the allocator does: a chunk
+        // left unfilled would show.
+        let len = 3 * CHUNK + 5;
+        let mut dirty = vec![f32::NAN; len + 7];
+        let at = dirty.as_mut_ptr();
+        let v = refilled_with_zeros(dirty, len);
+        assert_eq!(v.as_ptr(), at.cast_const(), "the allocation is reused");
+        assert_eq!(v.len(), len);
+        assert!(v.iter().all(|&x| x.to_bits() == 0));
     }
 }
