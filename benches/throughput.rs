@@ -9,14 +9,12 @@
 
 use std::time::Duration;
 
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, Optimizer, SgdConfig};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use stad::backbones::{Backbone, BackboneConfig};
+use stad::backbones::BackboneConfig;
 use stad::backend::{Cpu, CpuAutodiff};
-use stad::{MethodConfig, MethodKind, ModelConfig, StudentTeacher, TeacherWeights};
+use stad::{MethodKind, ModelConfig, StudentOptimizers, TeacherWeights, TrainConfig};
 
 /// The allocator `stad` (the CLI) runs with.
 #[global_allocator]
@@ -48,16 +46,12 @@ fn bench(c: &mut Criterion) {
             MethodKind::Ensemble,
             MethodKind::SimpleStudent,
         ] {
-            let model = ModelConfig::new(teacher.clone(), weights.clone(), MethodConfig::new(kind))
+            let model = ModelConfig::new(teacher.clone(), weights.clone(), kind.default_config())
                 .with_image_size(SIZE);
             let label = format!("{teacher_name}_{}", kind.name());
 
             // Inference.
-            let st = StudentTeacher {
-                config: model.clone(),
-                teacher: model.build_teacher::<Cpu>(&device).unwrap(),
-                students: model.init_students::<Cpu>(42, &device).unwrap(),
-            };
+            let st = model.init::<Cpu>(&device).unwrap();
             let x = Tensor::<Cpu, 4>::random(
                 [BATCH, 3, SIZE, SIZE],
                 Distribution::Normal(0.0, 1.0),
@@ -67,18 +61,11 @@ fn bench(c: &mut Criterion) {
                 b.iter(|| st.score(x.clone()).unwrap().0.into_data())
             });
 
-            // One training step per student.
-            let teacher = model.build_teacher::<Cpu>(&device).unwrap();
-            let mut students = model.init_students::<CpuAutodiff>(42, &device).unwrap();
-            let sgd = SgdConfig::new().with_momentum(Some(MomentumConfig {
-                momentum: 0.9,
-                dampening: 0.0,
-                nesterov: false,
-            }));
-            let mut optims: Vec<_> = students
-                .iter()
-                .map(|_| sgd.init::<CpuAutodiff, Backbone<CpuAutodiff>>())
-                .collect();
+            // One training step per student: the trainer's.
+            let teacher = st.teacher().clone();
+            let mut students = Some(model.init_students::<CpuAutodiff>(42, &device).unwrap());
+            let mut optimizers =
+                StudentOptimizers::<CpuAutodiff>::new(&TrainConfig::new(), &model.method);
             let xa = Tensor::<CpuAutodiff, 4>::random(
                 [BATCH, 3, SIZE, SIZE],
                 Distribution::Normal(0.0, 1.0),
@@ -87,19 +74,9 @@ fn bench(c: &mut Criterion) {
             group.bench_with_input(BenchmarkId::new("train_step", &label), &kind, |b, _| {
                 b.iter(|| {
                     let targets = teacher.features_for::<CpuAutodiff>(xa.clone());
-                    let stepped: Vec<_> = students
-                        .drain(..)
-                        .zip(optims.iter_mut())
-                        .map(|(s, o)| {
-                            let loss = stad::distill::stfpm_loss(
-                                &targets,
-                                &s.forward_features(xa.clone()),
-                            );
-                            let grads = GradientsParams::from_grads(loss.backward(), &s);
-                            o.step(0.4, s, grads)
-                        })
-                        .collect();
-                    students = stepped;
+                    let current = students.take().expect("stepped students are put back");
+                    let (stepped, _) = optimizers.step(current, xa.clone(), &targets).unwrap();
+                    students = Some(stepped);
                 })
             });
         }

@@ -23,7 +23,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use stad::backbones::{Backbone, BackboneConfig};
 use stad::backend::{Cpu, CpuAutodiff};
-use stad::{MethodConfig, MethodKind, ModelConfig, StudentTeacher, TeacherWeights};
+use stad::{MethodKind, ModelConfig, TeacherWeights};
 
 /// The allocator `stad` (the CLI) runs with.
 #[global_allocator]
@@ -56,7 +56,7 @@ fn parse() -> Args {
             "--runs" => args.runs = value().parse().expect("--runs N"),
             "--backbones" => args.backbones = value().split(',').map(String::from).collect(),
             "--rows" => args.rows = value().split(',').map(String::from).collect(),
-            "--burn-conv" => stad::backbones::kernels::set_fast_kernels(false),
+            "--burn-conv" => stad_kernels::set_fast_kernels(false),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -88,20 +88,16 @@ fn main() {
             "r18" => (BackboneConfig::resnet18(), TeacherWeights::Random(0)),
             other => panic!("unknown backbone {other} (mnv2, r18)"),
         };
-        let config = |kind| {
-            ModelConfig::new(teacher.clone(), weights.clone(), MethodConfig::new(kind))
+        let config = |kind: MethodKind| {
+            ModelConfig::new(teacher.clone(), weights.clone(), kind.default_config())
                 .with_image_size(s)
         };
         let stfpm = config(MethodKind::Stfpm);
         let ensemble = config(MethodKind::Ensemble);
-        let frozen = stfpm.build_teacher::<Cpu>(&device).expect("teacher");
+        let model = stfpm.init_seeded::<Cpu>(42, &device).expect("model");
+        let frozen = model.teacher().clone();
         let x = Tensor::<Cpu, 4>::random([b, 3, s, s], Distribution::Uniform(0.0, 1.0), &device);
         let xa = Tensor::<CpuAutodiff, 4>::from_inner(x.clone());
-        let model = StudentTeacher {
-            config: stfpm.clone(),
-            teacher: frozen.clone(),
-            students: stfpm.init_students::<Cpu>(42, &device).expect("student"),
-        };
         let mut students = ensemble
             .init_students::<CpuAutodiff>(42, &device)
             .expect("students");
@@ -122,7 +118,8 @@ fn main() {
                 .zip(optims.iter_mut())
                 .map(|(st, o)| {
                     let loss =
-                        stad::distill::stfpm_loss(&targets, &st.forward_features(xa.clone()));
+                        stad::distill::stfpm_loss(&targets, &st.forward_features(xa.clone()))
+                            .expect("layers fit");
                     let grads = GradientsParams::from_grads(loss.backward(), &st);
                     o.step(0.4, st, grads)
                 })

@@ -13,9 +13,7 @@ use std::time::Instant;
 use stad::backbones::BackboneConfig;
 use stad::backend::{Cpu, CpuAutodiff};
 use stad::data::{Dataset, MvtecOptions};
-use stad::{
-    EpochSummary, MethodConfig, MethodKind, ModelConfig, TeacherWeights, TrainConfig, TrainObserver,
-};
+use stad::{EpochSummary, MethodKind, ModelConfig, TeacherWeights, TrainConfig, TrainObserver};
 
 struct Log;
 impl TrainObserver for Log {
@@ -41,11 +39,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         other => return Err(format!("unknown method {other}").into()),
     };
     let model = match teacher.as_str() {
-        "embedded" => ModelConfig::embedded(MethodConfig::new(kind)),
+        "embedded" => ModelConfig::embedded(kind.default_config()),
         "random-resnet18" => ModelConfig::new(
             BackboneConfig::resnet18(),
             TeacherWeights::Random(0),
-            MethodConfig::new(kind),
+            kind.default_config(),
         ),
         "fixture-resnet18" => {
             let shared = std::env::var("STAD_SHARED").unwrap_or_else(|_| "../shared".into());
@@ -53,7 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ModelConfig::new(
                 BackboneConfig::resnet18(),
                 TeacherWeights::File(path),
-                MethodConfig::new(kind),
+                kind.default_config(),
             )
         }
         other => return Err(format!("unknown teacher {other}").into()),

@@ -50,6 +50,7 @@ fn main() {
         let t2 = Tensor::<A, 4>::random(dims, Distribution::Normal(0.0, 1.0), &device);
         t(&format!("stfpm loss fwd+bwd {dims:?}"), || {
             let g = stad::distill::stfpm_loss(std::slice::from_ref(&t2), std::slice::from_ref(&x))
+                .expect("same shapes")
                 .backward();
             drop(x.grad(&g));
         });

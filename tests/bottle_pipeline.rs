@@ -4,14 +4,14 @@
 
 use stad::backend::{Cpu, CpuAutodiff};
 use stad::data::{Dataset, MvtecOptions};
-use stad::{Detector, MethodConfig, MethodKind, ModelConfig, Silent, TrainConfig, train};
+use stad::{Detector, MethodKind, ModelConfig, Silent, TrainConfig, train};
 
 #[test]
 fn bottle_trains_evaluates_and_predicts_end_to_end() {
     let root = stad_testutil::shared_dir().join("data/mvtec_ad/bottle");
     let data = Dataset::mvtec(&root, &MvtecOptions::default()).unwrap();
     let device = Default::default();
-    let model = ModelConfig::embedded(MethodConfig::new(MethodKind::Stfpm)).with_image_size(64);
+    let model = ModelConfig::embedded(MethodKind::Stfpm.default_config()).with_image_size(64);
     let train_subset = data.train.iter().take(20).cloned().collect();
     let config = TrainConfig::new().with_epochs(1).with_batch_size(10);
     let outcome =

@@ -35,7 +35,7 @@ use stad::backbones::{
 use stad::backend::{Cpu, CpuAutodiff};
 use stad::checkpoint::CheckpointFile;
 use stad::data::{Dataset, ImageSource, Label, MaskSource, Sample, SplitMix64};
-use stad::{Detector, MethodConfig, MethodKind, ModelConfig, RunDir, Silent, TeacherWeights};
+use stad::{Detector, MethodConfig, ModelConfig, RunDir, Silent, TeacherWeights};
 use stad::{TrainConfig, train};
 use stad_data::preprocess::{PreprocessConfig, decode_bytes, image_to_chw, mask_to_binary};
 
@@ -833,7 +833,7 @@ struct TrainedRun {
 fn tiny_model() -> ModelConfig {
     // A random teacher (stored in the detector) tapped early: small files, fast loads.
     let teacher = BackboneConfig::MobileNetV2(MobileNetV2Config::new().with_taps(vec![1, 2, 3]));
-    let method = MethodConfig::new(MethodKind::Ensemble).with_ensemble_size(2);
+    let method = MethodConfig::ensemble(2);
     ModelConfig::new(teacher, TeacherWeights::Random(7), method).with_image_size(32)
 }
 
@@ -1435,22 +1435,22 @@ fn fuzz_checkpoints() {
                     Err(e) => return Outcome::Err(kind_of(&e)),
                 };
                 let students = run.model.init_students::<CpuAutodiff>(42, &device).unwrap();
-                let r = file.load_students(students, &device, &path).and_then(|s| {
-                    if use_best {
-                        return Ok(s);
-                    }
-                    use burn::optim::{Optimizer as _, SgdConfig};
-                    for i in 0..s.len() {
-                        let optim = SgdConfig::new().init::<CpuAutodiff, Backbone<CpuAutodiff>>();
-                        let rec = file.record::<CpuAutodiff, _>(
-                            &format!("optimizer{i}"),
-                            &device,
-                            &path,
-                        )?;
-                        let _ = optim.load_record(rec);
-                    }
-                    Ok(s)
-                });
+                let r = file
+                    .load_module("students", students, &device, &path)
+                    .and_then(|s| {
+                        if use_best {
+                            return Ok(s);
+                        }
+                        use burn::optim::{Optimizer as _, SgdConfig};
+                        let records =
+                            file.record::<CpuAutodiff, Vec<_>>("optimizers", &device, &path)?;
+                        for rec in records {
+                            let optim =
+                                SgdConfig::new().init::<CpuAutodiff, Backbone<CpuAutodiff>>();
+                            let _ = optim.load_record(rec);
+                        }
+                        Ok(s)
+                    });
                 outcome(r)
             });
         }

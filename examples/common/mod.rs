@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use stad::backend::{Cpu, CpuAutodiff};
 use stad::data::{Dataset, MvtecOptions, SyntheticConfig, SyntheticKind};
-use stad::{MethodConfig, MethodKind, ModelConfig, TrainConfig, TrainObserver};
+use stad::{MethodKind, ModelConfig, TrainConfig, TrainObserver};
 
 struct Print;
 impl TrainObserver for Print {
@@ -44,7 +44,7 @@ pub fn run_example(kind: MethodKind) -> Result<(), Box<dyn std::error::Error>> {
         data.train.len(),
         data.test.len()
     );
-    let model = ModelConfig::embedded(MethodConfig::new(kind)).with_image_size(size);
+    let model = ModelConfig::embedded(kind.default_config()).with_image_size(size);
     let config = TrainConfig::new().with_epochs(epochs).with_batch_size(16);
     let device = Default::default();
     let started = Instant::now();

@@ -12,7 +12,7 @@ use crate::resnet::{ResNet, ResNetArch, ResNetConfig};
 use crate::weights::{KeyTarget, LoadReport, StateDict, TorchvisionKeys, load_torchvision};
 
 /// Configuration of any backbone of this crate.
-#[derive(Config, Debug)]
+#[derive(Config, Debug, PartialEq, Eq)]
 pub enum BackboneConfig {
     /// A torchvision ResNet.
     ResNet(ResNetConfig),

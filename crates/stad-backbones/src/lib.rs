@@ -53,7 +53,5 @@ pub use layers::{
 pub use mobilenet::{InvertedResidual, MobileNetV2, MobileNetV2Config};
 pub use normalization::{IMAGENET, Normalization, TF_MOBILENET};
 pub use resnet::{ResNet, ResNetArch, ResNetConfig, ResNetStage, ResidualBlock};
-/// The CPU kernels (convolution, BatchNorm) the backbones run on flex (see `stad-kernels`).
-pub use stad_kernels as kernels;
 pub use teacher::FrozenTeacher;
 pub use weights::{KeyTarget, LoadReport, StateDict, TorchvisionKeys, load_torchvision};

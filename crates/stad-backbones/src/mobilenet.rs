@@ -24,7 +24,7 @@ pub const INVERTED_RESIDUAL_SETTINGS: [(usize, usize, usize, usize); 7] = [
 pub const LAST_FEATURE: usize = 18;
 
 /// Configuration of a [`MobileNetV2`].
-#[derive(Config, Debug)]
+#[derive(Config, Debug, PartialEq, Eq)]
 pub struct MobileNetV2Config {
     /// Indices into torchvision's `features` whose outputs are returned, in this order.
     /// Default: `[3, 6, 13]` (strides 4/8/16, 24/32/96 channels).
@@ -271,22 +271,6 @@ impl<B: Backend> MobileNetV2<B> {
             .iter()
             .map(|&t| outputs[t].clone().expect("every tap was computed"))
             .collect()
-    }
-
-    /// ImageNet logits (needs `classifier: true`; dropout is the identity at inference).
-    pub fn forward_logits(&self, x: Tensor<B, 4>) -> Result<Tensor<B, 2>> {
-        let (Some(head), Some(fc)) = (&self.head, &self.classifier) else {
-            return Err(BackboneError::InvalidConfig(
-                "this MobileNetV2 was built without its classifier".into(),
-            ));
-        };
-        let mut x = self.stem.forward_relu6(x);
-        for block in &self.blocks {
-            x = block.forward(x);
-        }
-        x = head.forward_relu6(x);
-        let pooled = x.mean_dim(3).mean_dim(2).flatten::<2>(1, 3);
-        Ok(fc.forward(pooled))
     }
 }
 

@@ -96,7 +96,7 @@ impl ResNetStage {
 }
 
 /// Configuration of a [`ResNet`].
-#[derive(Config, Debug)]
+#[derive(Config, Debug, PartialEq, Eq)]
 pub struct ResNetConfig {
     /// Which torchvision ResNet.
     pub arch: ResNetArch,
@@ -372,21 +372,6 @@ impl<B: Backend> ResNet<B> {
             .iter()
             .map(|t| outputs[t.index()].clone().expect("every tap was computed"))
             .collect()
-    }
-
-    /// ImageNet logits `[N, classes]` (needs a network built with `classifier: true`).
-    pub fn forward_logits(&self, x: Tensor<B, 4>) -> Result<Tensor<B, 2>> {
-        let fc = self.fc.as_ref().ok_or_else(|| {
-            BackboneError::InvalidConfig("this ResNet was built without its classifier".into())
-        })?;
-        let mut x = self.stem(x);
-        for blocks in self.stages() {
-            for block in blocks {
-                x = block.forward(x);
-            }
-        }
-        let pooled = x.mean_dim(3).mean_dim(2).flatten::<2>(1, 3);
-        Ok(fc.forward(pooled))
     }
 }
 

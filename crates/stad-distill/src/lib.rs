@@ -47,6 +47,32 @@
 use burn::config::Config;
 use burn::tensor::{Tensor, backend::Backend};
 
+/// What can make a distillation loss impossible to compute.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DistillError {
+    /// No layers were given.
+    #[error("the STFPM loss needs at least one layer")]
+    EmptyLayers,
+    /// The teacher and the student give different numbers of layers.
+    #[error("the teacher gives {teacher} layers, the student {student}")]
+    LayerCountMismatch {
+        /// Teacher layers.
+        teacher: usize,
+        /// Student layers.
+        student: usize,
+    },
+    /// A teacher and a student feature map differ in shape.
+    #[error("layer {layer}: the teacher's map is {teacher:?}, the student's {student:?}")]
+    ShapeMismatch {
+        /// The layer (0-based; 0 for [`StfpmLoss::forward_layer`]).
+        layer: usize,
+        /// The teacher's `[B, C, h, w]`.
+        teacher: [usize; 4],
+        /// The student's `[B, C, h, w]`.
+        student: [usize; 4],
+    },
+}
+
 /// `eps` of `torch.nn.functional.normalize`, the default of [`StfpmLossConfig::eps`].
 pub const DEFAULT_EPS: f64 = 1e-12;
 
@@ -106,76 +132,93 @@ impl StfpmLoss {
     ///
     /// The teacher is detached: no gradient flows into it.
     ///
-    /// # Panics
-    /// When the two shapes differ.
+    /// # Errors
+    /// [`DistillError::ShapeMismatch`] (layer 0) when the two shapes differ.
     pub fn forward_layer<B: Backend>(
         &self,
         teacher: Tensor<B, 4>,
         student: Tensor<B, 4>,
-    ) -> Tensor<B, 1> {
-        assert_eq!(
-            teacher.dims(),
-            student.dims(),
-            "teacher and student feature maps must have the same shape"
-        );
+    ) -> Result<Tensor<B, 1>, DistillError> {
+        self.layer(0, teacher, student)
+    }
+
+    fn layer<B: Backend>(
+        &self,
+        layer: usize,
+        teacher: Tensor<B, 4>,
+        student: Tensor<B, 4>,
+    ) -> Result<Tensor<B, 1>, DistillError> {
+        if teacher.dims() != student.dims() {
+            return Err(DistillError::ShapeMismatch {
+                layer,
+                teacher: teacher.dims(),
+                student: student.dims(),
+            });
+        }
         // One fused pass on flex (see `stad_kernels::norm::stfpm_layer_loss`).
         let (teacher, student) =
             match stad_kernels::stfpm_layer_loss(teacher.detach(), student, self.eps) {
-                Ok(loss) => return loss,
+                Ok(loss) => return Ok(loss),
                 Err(maps) => maps,
             };
         let t = l2_normalize(teacher, self.eps);
         let s = l2_normalize(student, self.eps);
-        (t - s).square().sum_dim(1).mean()
+        Ok((t - s).square().sum_dim(1).mean())
     }
 
     /// Loss over all layers, `L = Σ_k L_k` (a one-element tensor); see
     /// [`forward_layer`](Self::forward_layer).
     ///
-    /// # Panics
-    /// When the layer lists are empty or differ in length, or a teacher and a student layer
-    /// differ in shape.
+    /// # Errors
+    /// [`DistillError::EmptyLayers`], [`DistillError::LayerCountMismatch`] and
+    /// [`DistillError::ShapeMismatch`] (naming the layer).
     pub fn forward<B: Backend>(
         &self,
         teacher: &[Tensor<B, 4>],
         student: &[Tensor<B, 4>],
-    ) -> Tensor<B, 1> {
-        assert!(
-            !teacher.is_empty(),
-            "the STFPM loss needs at least one layer"
-        );
-        assert_eq!(
-            teacher.len(),
-            student.len(),
-            "teacher and student must give the same number of layers"
-        );
-        teacher
-            .iter()
-            .zip(student)
-            .map(|(t, s)| self.forward_layer(t.clone(), s.clone()))
-            .reduce(|a, b| a + b)
-            .expect("at least one layer")
+    ) -> Result<Tensor<B, 1>, DistillError> {
+        if teacher.is_empty() {
+            return Err(DistillError::EmptyLayers);
+        }
+        if teacher.len() != student.len() {
+            return Err(DistillError::LayerCountMismatch {
+                teacher: teacher.len(),
+                student: student.len(),
+            });
+        }
+        let mut total: Option<Tensor<B, 1>> = None;
+        for (k, (t, s)) in teacher.iter().zip(student).enumerate() {
+            let layer = self.layer(k, t.clone(), s.clone())?;
+            total = Some(match total {
+                None => layer,
+                Some(sum) => sum + layer,
+            });
+        }
+        Ok(total.expect("at least one layer"))
     }
 }
 
 /// [`StfpmLoss::forward_layer`] with the default `eps` ([`DEFAULT_EPS`]):
 /// `L_k = mean_{b,y,x} ‖t̂ − ŝ‖²`, the teacher detached.
 ///
-/// # Panics
-/// When the two shapes differ.
+/// # Errors
+/// As [`StfpmLoss::forward_layer`].
 pub fn layer_distillation_loss<B: Backend>(
     teacher: Tensor<B, 4>,
     student: Tensor<B, 4>,
-) -> Tensor<B, 1> {
+) -> Result<Tensor<B, 1>, DistillError> {
     StfpmLoss::default().forward_layer(teacher, student)
 }
 
 /// [`StfpmLoss::forward`] with the default `eps` ([`DEFAULT_EPS`]):
 /// `L = Σ_k mean_{b,y,x} ‖t̂_k − ŝ_k‖²`, the teacher detached.
 ///
-/// # Panics
-/// When the layer lists are empty or differ in length, or shapes differ.
-pub fn stfpm_loss<B: Backend>(teacher: &[Tensor<B, 4>], student: &[Tensor<B, 4>]) -> Tensor<B, 1> {
+/// # Errors
+/// As [`StfpmLoss::forward`].
+pub fn stfpm_loss<B: Backend>(
+    teacher: &[Tensor<B, 4>],
+    student: &[Tensor<B, 4>],
+) -> Result<Tensor<B, 1>, DistillError> {
     StfpmLoss::default().forward(teacher, student)
 }
 
@@ -216,10 +259,10 @@ mod tests {
     #[test]
     fn tiny_tensor_value() {
         let (t, s) = tiny::<B>();
-        let loss = scalar(layer_distillation_loss(t.clone(), s.clone()));
+        let loss = scalar(layer_distillation_loss(t.clone(), s.clone()).unwrap());
         assert!((loss - 2.4).abs() < 1e-6, "loss {loss}");
         // Two identical layers sum.
-        let total = scalar(stfpm_loss(&[t.clone(), t], &[s.clone(), s]));
+        let total = scalar(stfpm_loss(&[t.clone(), t], &[s.clone(), s]).unwrap());
         assert!((total - 4.8).abs() < 1e-6, "total {total}");
     }
 
@@ -227,14 +270,11 @@ mod tests {
     fn zero_when_student_equals_teacher() {
         let device = Default::default();
         let t = Tensor::<B, 4>::random([2, 8, 5, 3], Distribution::Normal(0.0, 1.0), &device);
-        let loss = scalar(stfpm_loss(
-            std::slice::from_ref(&t),
-            std::slice::from_ref(&t),
-        ));
+        let loss = scalar(stfpm_loss(std::slice::from_ref(&t), std::slice::from_ref(&t)).unwrap());
         assert!(loss.abs() < 1e-10, "loss {loss}");
         // Positive scaling does not change a normalised feature.
         let t = Tensor::<B, 4>::random([2, 8, 5, 3], Distribution::Normal(0.0, 1.0), &device);
-        let loss = scalar(layer_distillation_loss(t.clone(), t * 3.5));
+        let loss = scalar(layer_distillation_loss(t.clone(), t * 3.5).unwrap());
         assert!(loss.abs() < 1e-10, "loss {loss}");
     }
 
@@ -243,7 +283,7 @@ mod tests {
         let (t, s) = tiny::<AB>();
         let t = t.require_grad();
         let s = s.require_grad();
-        let loss = layer_distillation_loss(t.clone(), s.clone());
+        let loss = layer_distillation_loss(t.clone(), s.clone()).unwrap();
         let grads = loss.backward();
         assert!(t.grad(&grads).is_none(), "the teacher is detached");
         let g = s.grad(&grads).expect("the student gets a gradient");
@@ -261,7 +301,7 @@ mod tests {
         let device = Default::default();
         let t = Tensor::<AB, 4>::from_data([[[[1.0f32]], [[1.0]]]], &device);
         let s = Tensor::<AB, 4>::from_data([[[[0.0f32]], [[0.0]]]], &device).require_grad();
-        let loss = layer_distillation_loss(t, s.clone());
+        let loss = layer_distillation_loss(t, s.clone()).unwrap();
         assert!((scalar(loss.clone()) - 1.0).abs() < 1e-6);
         let g = s
             .grad(&loss.backward())
@@ -270,6 +310,32 @@ mod tests {
             .to_vec::<f32>()
             .unwrap();
         assert!(g.iter().all(|v| v.is_finite()), "gradient {g:?}");
+    }
+
+    #[test]
+    fn mismatches_are_typed_errors_naming_the_layer() {
+        let device = Default::default();
+        let a = Tensor::<B, 4>::zeros([1, 4, 3, 3], &device);
+        let b = Tensor::<B, 4>::zeros([1, 4, 2, 3], &device);
+        assert_eq!(
+            stfpm_loss::<B>(&[], &[]).unwrap_err(),
+            DistillError::EmptyLayers
+        );
+        assert_eq!(
+            stfpm_loss(std::slice::from_ref(&a), &[a.clone(), a.clone()]).unwrap_err(),
+            DistillError::LayerCountMismatch {
+                teacher: 1,
+                student: 2
+            }
+        );
+        assert_eq!(
+            stfpm_loss(&[a.clone(), a.clone()], &[a.clone(), b]).unwrap_err(),
+            DistillError::ShapeMismatch {
+                layer: 1,
+                teacher: [1, 4, 3, 3],
+                student: [1, 4, 2, 3]
+            }
+        );
     }
 
     #[test]
@@ -282,7 +348,7 @@ mod tests {
         let device = Default::default();
         let t = Tensor::<B, 4>::from_data([[[[0.3f32]], [[0.4]]]], &device);
         let s = Tensor::<B, 4>::from_data([[[[0.0f32]], [[0.0]]]], &device);
-        let v = scalar(loss.forward_layer(t, s));
+        let v = scalar(loss.forward_layer(t, s).unwrap());
         assert!((v - 0.25).abs() < 1e-6, "{v}");
     }
 
@@ -321,7 +387,7 @@ mod tests {
                 &device,
             ));
         }
-        let got = f64::from(scalar(stfpm_loss(&teacher, &student)));
+        let got = f64::from(scalar(stfpm_loss(&teacher, &student).unwrap()));
         let rel = (got - expected).abs() / expected;
         assert!(rel < 1e-5, "loss {got} vs host {expected} (rel {rel:e})");
     }

@@ -17,7 +17,7 @@ use crate::ScoringError;
 /// Lower bound of a feature norm in the channel-wise L2 normalisation,
 /// `x̂ = x / max(‖x‖, NORM_EPS)`: `1e-12`, the `eps` of `torch.nn.functional.normalize`. An
 /// all-zero feature vector thus normalises to zero.
-pub const NORM_EPS: f64 = 1e-12;
+pub const NORM_EPS: f64 = stad_distill::DEFAULT_EPS;
 
 /// `NORM_EPS²`, the clamp applied to squared norms: `sqrt(max(‖x‖², eps²)) = max(‖x‖, eps)`.
 const NORM_EPS_SQ: f64 = NORM_EPS * NORM_EPS;

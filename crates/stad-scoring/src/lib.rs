@@ -26,9 +26,8 @@
 //! The public kernels avoid what is slow on CPU backends: the layer maps reduce only channel
 //! dot products of same-shaped tensors (no normalised feature map, no multiplication of a
 //! full-size tensor by a per-position factor), and the upsampling is two small matrix
-//! products. On the Flex backend (2 cores, batch 8, 224², ResNet-18 layers 1–3) the full STFPM
-//! map takes about 6.5 ms against 68 ms for the reference formulation, the 3-student ensemble
-//! map about 14 ms against 275 ms (`cargo bench -p stad-scoring`).
+//! products. `cargo bench -p stad-scoring` times them against the reference formulation
+//! (figures in `docs/measurements.md`).
 //!
 //! # Accuracy
 //! Expanding a squared distance, e.g. `‖t̂ − ŝ‖² = ‖t̂‖² + ‖ŝ‖² − 2 t̂·ŝ` (STFPM) or

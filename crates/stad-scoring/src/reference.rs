@@ -13,11 +13,11 @@ use burn::tensor::{Tensor, backend::Backend};
 use crate::ScoringError;
 use crate::layer::{NORM_EPS, check_same_shape};
 
-/// `x / max(‖x‖₂, NORM_EPS)` over channels (dim 1), literally as
-/// `torch.nn.functional.normalize(x, dim=1)`.
+/// `x / max(‖x‖₂, NORM_EPS)` over channels (dim 1), as `torch.nn.functional.normalize(x,
+/// dim=1)`: the workspace's one L2-normalisation, [`stad_distill::l2_normalize`] (the norm
+/// computed as `sqrt(max(‖x‖², eps²))`, the convention of the fused kernels too).
 pub fn l2_normalize<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
-    let norm = x.clone().square().sum_dim(1).sqrt().clamp_min(NORM_EPS);
-    x / norm
+    stad_distill::l2_normalize(x, NORM_EPS)
 }
 
 /// Reference for [`stfpm_layer_map`](crate::stfpm_layer_map):

@@ -320,7 +320,7 @@ mod tests {
         use burn::backend::NdArray;
         let config = stad::backbones::BackboneConfig::resnet18();
         let device = Default::default();
-        let source = stad::model::seeded_init(config.init::<B>(&device).unwrap(), 3, &device);
+        let source = stad::seeded_init(config.init::<B>(&device).unwrap(), 3, &device);
         let values = module_values(&source);
         assert!(
             values.iter().any(|v| v.path.ends_with("conv1.weight")),

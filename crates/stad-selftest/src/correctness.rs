@@ -3,7 +3,7 @@
 //!
 //! Every check builds its networks on both backends from the same values: the embedded
 //! ImageNet MobileNetV2 teacher (and a seeded random ResNet18, the thesis' architecture),
-//! students from [`stad::model::seeded_init`] moved value by value to the device, and seeded
+//! students from [`stad::seeded_init`] moved value by value to the device, and seeded
 //! random images. What is compared:
 //!
 //! | check | values |
@@ -16,9 +16,9 @@
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
-use stad::backbones::{Backbone, BackboneConfig, FrozenTeacher};
+use stad::StudentOptimizers;
+use stad::backbones::{Backbone, BackboneConfig};
 use stad::data::SplitMix64;
-use stad::trainer::StudentOptimizers;
 use stad::{MethodConfig, MethodKind, ModelConfig, StudentTeacher, TeacherWeights, TrainConfig};
 
 use crate::compare::{self, Diff};
@@ -193,7 +193,7 @@ pub fn run<R: AutodiffBackend, D: AutodiffBackend>(
     let resnet = ModelConfig::new(
         BackboneConfig::resnet18(),
         TeacherWeights::Random(config.seed),
-        MethodConfig::new(MethodKind::Stfpm),
+        MethodKind::Stfpm.default_config(),
     )
     .with_image_size(s);
     let teacher_r = resnet.build_teacher::<R::InnerBackend>(reference)?;
@@ -205,7 +205,8 @@ pub fn run<R: AutodiffBackend, D: AutodiffBackend>(
         tol.forward,
     ));
 
-    let embedded = |kind| ModelConfig::embedded(MethodConfig::new(kind)).with_image_size(s);
+    let embedded =
+        |kind: MethodKind| ModelConfig::embedded(kind.default_config()).with_image_size(s);
     let teacher_r = embedded(MethodKind::Stfpm).build_teacher::<R::InnerBackend>(reference)?;
     let teacher_d = embedded(MethodKind::Stfpm).build_teacher::<D::InnerBackend>(device)?;
     let targets_r = teacher_r.features(images_r.clone());
@@ -232,12 +233,20 @@ pub fn run<R: AutodiffBackend, D: AutodiffBackend>(
         let name = kind.name();
         checks.extend(map_checks(
             name,
-            &scored(&model, &teacher_r, &students_r, images_r.clone())?,
-            &scored(&model, &teacher_d, &students_d, images_d.clone())?,
+            &scored(
+                model.init_seeded::<R::InnerBackend>(config.seed, reference)?,
+                &students_r,
+                images_r.clone(),
+            )?,
+            &scored(
+                model.init_seeded::<D::InnerBackend>(config.seed, device)?,
+                &students_d,
+                images_d.clone(),
+            )?,
             tol.forward,
         ));
-        let step_r = training_step(students_r, images_r.clone(), &targets_r);
-        let step_d = training_step(students_d, images_d.clone(), &targets_d);
+        let step_r = training_step(&model.method, students_r, images_r.clone(), &targets_r)?;
+        let step_d = training_step(&model.method, students_d, images_d.clone(), &targets_d)?;
         let loss = Diff::of(&step_d.losses, &step_r.losses);
         checks.push(Check::new(
             format!("{name} training loss"),
@@ -297,17 +306,12 @@ struct Scored {
 }
 
 fn scored<A: AutodiffBackend>(
-    model: &ModelConfig,
-    teacher: &FrozenTeacher<A::InnerBackend>,
+    base: StudentTeacher<A::InnerBackend>,
     students: &[Backbone<A>],
     images: Tensor<A::InnerBackend, 4>,
 ) -> Result<Scored> {
     use burn::module::AutodiffModule;
-    let st = StudentTeacher {
-        config: model.clone(),
-        teacher: teacher.clone(),
-        students: students.iter().map(|s| s.valid()).collect(),
-    };
+    let st = base.with_students(students.iter().map(|s| s.valid()).collect())?;
     let (scores, maps) = st.score(images)?;
     Ok(Scored {
         maps: compare::host(maps),
@@ -343,21 +347,22 @@ struct Stepped {
 /// One step of the trainer's optimizers (thesis settings: lr 0.4, momentum 0.9, weight decay
 /// 10⁻⁴) on fresh students.
 fn training_step<A: AutodiffBackend>(
+    method: &MethodConfig,
     students: Vec<Backbone<A>>,
     images: Tensor<A::InnerBackend, 4>,
     targets: &[Tensor<A::InnerBackend, 4>],
-) -> Stepped {
+) -> Result<Stepped> {
     let before: Vec<_> = students.iter().map(compare::module_values).collect();
     let targets: Vec<Tensor<A, 4>> = targets.iter().cloned().map(Tensor::from_inner).collect();
-    let mut optimizers = StudentOptimizers::<A>::new(&TrainConfig::new(), students.len());
-    let (stepped, losses) = optimizers.step(students, Tensor::from_inner(images), &targets);
-    Stepped {
+    let mut optimizers = StudentOptimizers::<A>::new(&TrainConfig::new(), method);
+    let (stepped, losses) = optimizers.step(students, Tensor::from_inner(images), &targets)?;
+    Ok(Stepped {
         losses,
         students: before
             .into_iter()
             .zip(stepped.iter().map(compare::module_values))
             .collect(),
-    }
+    })
 }
 
 #[cfg(test)]

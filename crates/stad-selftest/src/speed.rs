@@ -20,9 +20,9 @@ use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
+use stad::StudentOptimizers;
 use stad::backbones::BackboneConfig;
-use stad::trainer::StudentOptimizers;
-use stad::{MethodConfig, MethodKind, ModelConfig, StudentTeacher, TeacherWeights, TrainConfig};
+use stad::{MethodKind, ModelConfig, TeacherWeights, TrainConfig};
 
 use crate::correctness::seeded_images;
 use crate::error::{Result, SelftestError};
@@ -90,7 +90,7 @@ impl SpeedConfig {
             ));
         }
         for (_, model) in models(self.image_size) {
-            model.validate()?;
+            model.check().map_err(stad::StadError::from)?;
         }
         Ok(())
     }
@@ -190,7 +190,7 @@ pub struct LargestBatch {
 
 /// The two backbones measured, as STFPM models at `image_size`.
 fn models(image_size: usize) -> [(&'static str, ModelConfig); 2] {
-    let stfpm = || MethodConfig::new(MethodKind::Stfpm);
+    let stfpm = || MethodKind::Stfpm.default_config();
     [
         (
             "mobilenet_v2",
@@ -226,10 +226,11 @@ pub fn run<A: AutodiffBackend>(
     let mut rows = Vec::new();
     let mut largest = Vec::new();
     for (backbone, model) in models(config.image_size) {
-        let teacher = model.build_teacher::<A::InnerBackend>(device)?;
+        let base = model.init_seeded::<A::InnerBackend>(42, device)?;
+        let teacher = base.teacher().clone();
         let mut students = Some(model.init_students::<A>(42, device)?);
         let train = TrainConfig::new();
-        let mut optimizers = StudentOptimizers::<A>::new(&train, 1);
+        let mut optimizers = StudentOptimizers::<A>::new(&train, &model.method);
         let mut fits = None;
         let mut limited = false;
         for &batch in &batches {
@@ -282,16 +283,14 @@ pub fn run<A: AutodiffBackend>(
                         Ok(())
                     }),
                     Work::Inference => {
-                        let st = StudentTeacher {
-                            config: model.clone(),
-                            teacher: teacher.clone(),
-                            students: students
+                        let st = base.clone().with_students(
+                            students
                                 .as_ref()
                                 .expect("students are back after each step")
                                 .iter()
                                 .map(|s| s.valid())
                                 .collect(),
-                        };
+                        )?;
                         measure(batch, config.repeats, || {
                             let scored = st.score(images.clone()).map_err(|e| e.to_string())?;
                             sync()?;
@@ -306,8 +305,9 @@ pub fn run<A: AutodiffBackend>(
                             .map(Tensor::from_inner)
                             .collect();
                         let current = students.take().ok_or("a previous step failed")?;
-                        let (stepped, _) =
-                            optimizers.step(current, Tensor::from_inner(images.clone()), &targets);
+                        let (stepped, _) = optimizers
+                            .step(current, Tensor::from_inner(images.clone()), &targets)
+                            .map_err(|e| e.to_string())?;
                         students = Some(stepped);
                         sync()?;
                         Ok(())
@@ -338,7 +338,7 @@ pub fn run<A: AutodiffBackend>(
                 if students.is_none() {
                     // A failed step consumed them: later rows need fresh ones.
                     students = Some(model.init_students::<A>(42, device)?);
-                    optimizers = StudentOptimizers::<A>::new(&train, 1);
+                    optimizers = StudentOptimizers::<A>::new(&train, &model.method);
                 }
                 if limited {
                     <A::InnerBackend as Backend>::memory_cleanup(device);

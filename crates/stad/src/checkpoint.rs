@@ -20,9 +20,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Magic bytes at the start of every stad checkpoint.
-pub const MAGIC: &[u8; 8] = b"STADCKPT";
+pub(crate) const MAGIC: &[u8; 8] = b"STADCKPT";
 /// Current format version.
-pub const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 1;
 
 /// Errors of reading and writing checkpoint files.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +66,14 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 impl CheckpointFile {
+    /// A checkpoint with `header` and no blobs yet.
+    pub fn new(header: impl Into<String>) -> Self {
+        Self {
+            header: header.into(),
+            blobs: Vec::new(),
+        }
+    }
+
     /// The blob called `name`.
     pub fn blob(&self, name: &str) -> Option<&[u8]> {
         self.blobs
@@ -261,11 +269,13 @@ impl CheckpointFile {
         name: impl Into<String>,
         record: R,
     ) -> crate::Result<()> {
+        let name = name.into();
         let bytes = burn::record::Recorder::<B>::record(&RecordCodec::default(), record, ())
-            .map_err(|e| {
-                crate::StadError::InvalidConfig(format!("cannot serialise a record: {e}"))
+            .map_err(|e| crate::StadError::Serialise {
+                name: name.clone(),
+                reason: e.to_string(),
             })?;
-        self.blobs.push((name.into(), bytes));
+        self.blobs.push((name, bytes));
         Ok(())
     }
 
@@ -301,20 +311,6 @@ impl CheckpointFile {
     ) -> crate::Result<M> {
         let record = self.record::<B, M::Record>(name, device, path)?;
         guard(path, name, || module.load_record(record))
-    }
-
-    /// Loads blobs `student0..` into `students` (freshly built, of the right architecture).
-    pub fn load_students<B: burn::prelude::Backend>(
-        &self,
-        students: Vec<stad_backbones::Backbone<B>>,
-        device: &B::Device,
-        path: &Path,
-    ) -> crate::Result<Vec<stad_backbones::Backbone<B>>> {
-        students
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| self.load_module(&format!("student{i}"), s, device, path))
-            .collect()
     }
 }
 

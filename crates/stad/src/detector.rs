@@ -23,6 +23,9 @@ use crate::model::{ModelConfig, StudentTeacher, TeacherWeights};
 /// Default quantile of held-out nominal image scores used as the threshold.
 pub const DEFAULT_NOMINAL_QUANTILE: f64 = 0.99;
 
+/// Images a [`Detector`] scores at once unless told otherwise ([`Detector::with_batch_size`]).
+pub const DEFAULT_BATCH_SIZE: usize = 8;
+
 /// How the threshold was chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum ThresholdSource {
@@ -30,7 +33,7 @@ pub enum ThresholdSource {
     NominalQuantile(f64),
     /// The image-level F1-optimal threshold on labelled validation data.
     F1Optimal,
-    /// Set by the user.
+    /// Set by the user ([`Detector::with_threshold`]).
     Manual,
 }
 
@@ -72,9 +75,38 @@ pub struct Detector<B: Backend> {
     pub threshold: f64,
     /// Where the threshold came from.
     pub threshold_source: ThresholdSource,
+    /// Images scored at once by [`Self::predict`] (not saved; [`DEFAULT_BATCH_SIZE`]).
+    batch_size: usize,
 }
 
 impl<B: Backend> Detector<B> {
+    /// The same detector with a threshold set by hand ([`ThresholdSource::Manual`]).
+    ///
+    /// # Errors
+    /// [`crate::ConfigError::Threshold`] for a NaN or infinite threshold.
+    pub fn with_threshold(self, threshold: f64) -> Result<Self> {
+        if !threshold.is_finite() {
+            return Err(crate::ConfigError::Threshold(threshold).into());
+        }
+        Ok(Self {
+            threshold,
+            threshold_source: ThresholdSource::Manual,
+            ..self
+        })
+    }
+
+    /// The same detector scoring `batch_size` images at once in [`Self::predict`] (memory
+    /// grows with it; results do not change).
+    ///
+    /// # Errors
+    /// [`crate::ConfigError::ZeroBatchSize`] for 0.
+    pub fn with_batch_size(self, batch_size: usize) -> Result<Self> {
+        if batch_size == 0 {
+            return Err(crate::ConfigError::ZeroBatchSize.into());
+        }
+        Ok(Self { batch_size, ..self })
+    }
+
     /// The default calibration: the image-level F1-optimal threshold when labelled validation
     /// samples are given, else the [`DEFAULT_NOMINAL_QUANTILE`] of the held-out nominal scores.
     pub fn calibrate(
@@ -100,16 +132,17 @@ impl<B: Backend> Detector<B> {
     ) -> Result<Self> {
         let loader = BatchLoader::new(
             nominal,
-            model.config.preprocess(),
-            LoaderConfig::with_batch_size(8),
+            model.config().preprocess(),
+            LoaderConfig::with_batch_size(DEFAULT_BATCH_SIZE),
         )?;
-        let scores = crate::trainer::image_scores(&model, &loader, device)?;
+        let scores = crate::trainer::loader_image_scores(&model, &loader, device)?;
         let threshold =
             stad_metrics::nominal_threshold(&scores, NominalThreshold::Quantile(quantile))?;
         Ok(Self {
             model,
             threshold,
             threshold_source: ThresholdSource::NominalQuantile(quantile),
+            batch_size: DEFAULT_BATCH_SIZE,
         })
     }
 
@@ -120,12 +153,13 @@ impl<B: Backend> Detector<B> {
         labelled: Vec<Sample>,
         device: &B::Device,
     ) -> Result<Self> {
-        let outputs = run_test_set(&model, labelled, 8, device)?;
+        let outputs = run_test_set(&model, labelled, DEFAULT_BATCH_SIZE, device)?;
         let f1 = stad_metrics::f1_optimal_threshold(&outputs.scores, &outputs.labels)?;
         Ok(Self {
             model,
             threshold: f1.threshold,
             threshold_source: ThresholdSource::F1Optimal,
+            batch_size: DEFAULT_BATCH_SIZE,
         })
     }
 
@@ -139,8 +173,8 @@ impl<B: Backend> Detector<B> {
     ) -> Result<Vec<Prediction>> {
         let loader = BatchLoader::new(
             samples,
-            self.model.config.preprocess(),
-            LoaderConfig::with_batch_size(8),
+            self.model.config().preprocess(),
+            LoaderConfig::with_batch_size(self.batch_size),
         )?;
         let mut out = Vec::with_capacity(loader.len());
         for batch in loader.host_batches(0) {
@@ -194,20 +228,16 @@ impl<B: Backend> Detector<B> {
     pub fn save(&self, path: &Path) -> Result<()> {
         let header = DetectorHeader {
             kind: DETECTOR_KIND.into(),
-            model: self.model.config.clone(),
+            model: self.model.config().clone(),
             threshold: self.threshold,
             threshold_source: self.threshold_source,
         };
-        let mut file = CheckpointFile {
-            header: serde_json::to_string(&header).expect("headers serialise"),
-            blobs: Vec::new(),
-        };
-        if self.model.config.teacher_weights != TeacherWeights::Embedded {
-            file.push_record::<B, _>("teacher", self.model.teacher.clone().into_record())?;
+        let mut file =
+            CheckpointFile::new(serde_json::to_string(&header).expect("headers serialise"));
+        if self.model.config().teacher_weights != TeacherWeights::Embedded {
+            file.push_record::<B, _>("teacher", self.model.teacher().clone().into_record())?;
         }
-        for (i, s) in self.model.students.iter().enumerate() {
-            file.push_record::<B, _>(format!("student{i}"), s.clone().into_record())?;
-        }
+        file.push_record::<B, _>("students", self.model.students().to_vec().into_record())?;
         file.write_atomic(path)?;
         Ok(())
     }
@@ -232,7 +262,7 @@ impl<B: Backend> Detector<B> {
             )));
         }
         let config = header.model;
-        config.validate()?;
+        config.check()?;
         let teacher = match &config.teacher_weights {
             TeacherWeights::Embedded => config.build_teacher::<B>(device)?,
             _ => file.load_module(
@@ -246,15 +276,19 @@ impl<B: Backend> Detector<B> {
         let students = (0..config.method.num_students())
             .map(|_| fresh.init::<B>(device))
             .collect::<Result<Vec<_>, _>>()?;
-        let students = file.load_students(students, device, path)?;
+        let students = file.load_module("students", students, device, path)?;
+        if students.len() != config.method.num_students() {
+            return Err(mismatch(format!(
+                "it holds {} students, its method {}",
+                students.len(),
+                config.method.num_students()
+            )));
+        }
         Ok(Self {
-            model: StudentTeacher {
-                config,
-                teacher,
-                students,
-            },
+            model: StudentTeacher::from_parts(config, teacher, students),
             threshold: header.threshold,
             threshold_source: header.threshold_source,
+            batch_size: DEFAULT_BATCH_SIZE,
         })
     }
 }

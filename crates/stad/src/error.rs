@@ -4,12 +4,91 @@ use std::path::PathBuf;
 
 use crate::checkpoint::CheckpointError;
 
+/// A setting out of its valid range, found by a `check()` before anything is built.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    /// An ensemble with fewer than 2 or more than [`crate::methods::ensemble::MAX_STUDENTS`]
+    /// students.
+    #[error(
+        "an ensemble has 2 to {max} students (the thesis uses 3), got {0}",
+        max = crate::methods::ensemble::MAX_STUDENTS
+    )]
+    EnsembleSize(usize),
+    /// A Simple-Student width or expansion of zero.
+    #[error("Simple Student widths must be positive")]
+    ZeroWidth,
+    /// A smoothing σ that is not a positive finite number.
+    #[error("smoothing sigma must be positive, got {0}")]
+    SmoothingSigma(f64),
+    /// A network input side outside `32..=`[`crate::model::MAX_IMAGE_SIZE`].
+    #[error(
+        "image size must be 32 to {max} (the deepest taps have stride 16; MVTec AD's largest \
+         images are 1024², the thesis trains at 224), got {0}",
+        max = crate::model::MAX_IMAGE_SIZE
+    )]
+    ImageSize(usize),
+    /// The embedded teacher asked for with another architecture than the TF-padded
+    /// MobileNetV2.
+    #[error(
+        "the embedded teacher is a MobileNetV2 with TF padding: use BackboneConfig::mobilenet_v2_tf()"
+    )]
+    EmbeddedNeedsMobileNetV2Tf,
+    /// The embedded teacher asked for in a build without it.
+    #[error(
+        "this build has no embedded teacher (feature `embedded-teacher` is off): pass a weights file"
+    )]
+    NoEmbeddedTeacher,
+    /// A learning rate that is not a positive finite number.
+    #[error("learning rate must be positive, got {0}")]
+    LearningRate(f64),
+    /// A momentum outside `[0, 1)`.
+    #[error("momentum must be in [0, 1), got {0}")]
+    Momentum(f64),
+    /// A negative or non-finite weight decay.
+    #[error("weight decay must be ≥ 0, got {0}")]
+    WeightDecay(f64),
+    /// A batch size of zero.
+    #[error("batch size must be positive")]
+    ZeroBatchSize,
+    /// Zero epochs.
+    #[error("epochs must be positive")]
+    ZeroEpochs,
+    /// A NaN or infinite decision threshold.
+    #[error("the threshold must be a finite number, got {0}")]
+    Threshold(f64),
+    /// A hold-out fraction outside `[0, 1)`.
+    #[error("hold-out fraction must be in [0, 1), got {0}")]
+    HoldoutFraction(f64),
+}
+
 /// Everything that can go wrong when training, saving, loading or running a detector.
 #[derive(Debug, thiserror::Error)]
 pub enum StadError {
     /// A hyper-parameter or setting out of its valid range.
     #[error("invalid configuration: {0}")]
-    InvalidConfig(String),
+    InvalidConfig(#[from] ConfigError),
+    /// A model given another number of students than its method has.
+    #[error("the method has {expected} students, got {found}")]
+    StudentCount {
+        /// The method's.
+        expected: usize,
+        /// Given.
+        found: usize,
+    },
+    /// The test set has no images.
+    #[error("the test set is empty")]
+    EmptyTestSet,
+    /// A model's record could not be serialised for a checkpoint.
+    #[error("cannot serialise `{name}` for a checkpoint: {reason}")]
+    Serialise {
+        /// The blob.
+        name: String,
+        /// burn's recorder's message.
+        reason: String,
+    },
+    /// A distillation loss could not be computed (layers that do not fit).
+    #[error(transparent)]
+    Distill(#[from] stad_distill::DistillError),
     /// Building a backbone or loading weights failed.
     #[error(transparent)]
     Backbone(#[from] stad_backbones::BackboneError),

@@ -85,7 +85,7 @@ pub fn run_test_set_observed<B: Backend>(
     let total = samples.len();
     let loader = BatchLoader::new(
         samples,
-        model.config.preprocess(),
+        model.config().preprocess(),
         LoaderConfig::with_batch_size(batch_size),
     )?;
     let started = Instant::now();
@@ -143,7 +143,7 @@ impl TestOutputs {
     /// The metrics of these outputs.
     pub fn evaluate(&self) -> Result<Evaluation> {
         if self.scores.is_empty() {
-            return Err(StadError::InvalidConfig("the test set is empty".into()));
+            return Err(StadError::EmptyTestSet);
         }
         let image_auroc = stad_metrics::image_auroc(&self.scores, &self.labels)?;
         let pixel_auroc = stad_metrics::pixel_auroc(&self.maps, &self.masks)?;

@@ -16,25 +16,36 @@
 //! Everything is generic over burn's `Backend`; [`backend`] names the ones stad is built with.
 
 pub mod checkpoint;
-pub mod detector;
-pub mod error;
-pub mod evaluate;
-pub mod fingerprint;
+mod detector;
+mod error;
+mod evaluate;
+mod fingerprint;
 pub mod memory;
-pub mod method;
-pub mod model;
-pub mod run_dir;
-pub mod teacher_cache;
-pub mod trainer;
+pub mod methods;
+mod model;
+mod run_dir;
+mod teacher_cache;
+mod trainer;
 
-pub use detector::{Detector, Prediction, ThresholdSource};
-pub use error::{Result, StadError};
-pub use evaluate::{Evaluation, evaluate};
-pub use method::{MethodConfig, MethodKind};
-pub use model::{ModelConfig, StudentTeacher, TeacherWeights};
+pub use checkpoint::{CheckpointError, CheckpointFile};
+pub use detector::{
+    DEFAULT_BATCH_SIZE, DEFAULT_NOMINAL_QUANTILE, Detector, Prediction, ThresholdSource,
+};
+pub use error::{ConfigError, Result, StadError};
+pub use evaluate::{
+    AU_PRO_LIMIT, Evaluation, TestOutputs, evaluate, run_test_set, run_test_set_observed,
+};
+pub use fingerprint::{DataFingerprint, FileFingerprint};
+pub use methods::{MethodConfig, MethodKind};
+pub use model::{
+    DEFAULT_SEED, MAX_IMAGE_SIZE, ModelConfig, StudentTeacher, TeacherWeights, seeded_init,
+};
 pub use run_dir::RunDir;
-pub use teacher_cache::{TeacherCache, TeacherCacheStatus};
-pub use trainer::{EpochSummary, Silent, TrainConfig, TrainObserver, TrainOutcome, train};
+pub use teacher_cache::TeacherCacheStatus;
+pub use trainer::{
+    BestEpoch, Checkpointer, EpochSummary, Silent, StudentOptimizers, TrainConfig, TrainObserver,
+    TrainOutcome, train,
+};
 
 pub use stad_backbones as backbones;
 pub use stad_data as data;

@@ -100,14 +100,14 @@ fn parameter_count(backbone: &BackboneConfig) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::method::{MethodConfig, MethodKind};
+    use crate::methods::{MethodConfig, MethodKind};
     use crate::model::TeacherWeights;
 
     fn resnet18(kind: MethodKind, size: usize) -> ModelConfig {
         ModelConfig::new(
             BackboneConfig::resnet18(),
             TeacherWeights::Random(1),
-            MethodConfig::new(kind),
+            kind.default_config(),
         )
         .with_image_size(size)
     }
@@ -131,7 +131,7 @@ mod tests {
             assert!(
                 estimate >= measured_gb && estimate <= 2.0 * measured_gb,
                 "{} at {}, batch {batch}: estimate {estimate:.2} GB, measured {measured_gb} GB",
-                model.method.kind.name(),
+                model.method.name(),
                 model.image_size
             );
         }
@@ -151,7 +151,7 @@ mod tests {
             &ModelConfig::new(
                 BackboneConfig::resnet18(),
                 TeacherWeights::Random(1),
-                MethodConfig::new(MethodKind::Ensemble).with_ensemble_size(64),
+                MethodConfig::ensemble(64),
             ),
             &config,
             10,

@@ -6,9 +6,10 @@ use burn::module::{Module, ModuleMapper, Param};
 use burn::prelude::*;
 use stad_backbones::{Backbone, BackboneConfig, FrozenTeacher, Normalization, StateDict};
 use stad_data::{PreprocessConfig, SplitMix64};
+use stad_scoring::AnomalyMapConfig;
 
-use crate::error::{Result, StadError};
-use crate::method::{MethodConfig, MethodKind};
+use crate::error::{ConfigError, Result, StadError};
+use crate::methods::MethodConfig;
 
 /// Where the teacher's weights come from.
 #[derive(Config, Debug, PartialEq)]
@@ -23,22 +24,39 @@ pub enum TeacherWeights {
     Random(u64),
 }
 
-/// The largest network input side [`ModelConfig::validate`] accepts. Memory grows with its
+/// The largest network input side [`ModelConfig::check`] accepts. Memory grows with its
 /// square: [`crate::memory`] estimates what a configuration needs.
 pub const MAX_IMAGE_SIZE: usize = 2048;
 
-/// Everything that defines a model's architecture and inputs.
-#[derive(Config, Debug)]
+/// The students' seed of [`ModelConfig::init`] (the thesis' seed; [`crate::TrainConfig::seed`]
+/// is the same by default).
+pub const DEFAULT_SEED: u64 = 42;
+
+/// Everything that defines a model's architecture and inputs: a teacher, a method and the
+/// input size. [`ModelConfig::init`] builds the [`StudentTeacher`] it describes.
+///
+/// ```no_run
+/// use stad::{MethodConfig, ModelConfig, backend::Cpu};
+/// let model = ModelConfig::embedded(MethodConfig::ensemble(3))
+///     .with_image_size(224)
+///     .init::<Cpu>(&Default::default())?;
+/// assert_eq!(model.students().len(), 3);
+/// # Ok::<(), stad::StadError>(())
+/// ```
+#[derive(Config, Debug, PartialEq)]
 pub struct ModelConfig {
     /// The teacher's architecture and taps.
     pub teacher: BackboneConfig,
     /// Where the teacher's weights come from.
     pub teacher_weights: TeacherWeights,
-    /// The method.
+    /// The method and its own settings.
     pub method: MethodConfig,
     /// Side of the square network input. Default: 224.
     #[config(default = 224)]
     pub image_size: usize,
+    /// σ of the Gaussian smoothing of the final map, in pixels. Default: none.
+    #[config(default = "None")]
+    pub smoothing_sigma: Option<f64>,
 }
 
 impl ModelConfig {
@@ -52,29 +70,25 @@ impl ModelConfig {
         )
     }
 
-    /// Checks the configuration.
-    pub fn validate(&self) -> Result<()> {
-        self.method.validate()?;
-        if self.image_size < 32 {
-            return Err(StadError::InvalidConfig(format!(
-                "image size must be at least 32 (the deepest taps have stride 16), got {}",
-                self.image_size
-            )));
+    /// Checks the configuration: the method's settings ([`MethodConfig::check`]), the image
+    /// size, the smoothing σ, and that the embedded teacher is asked for with its architecture.
+    ///
+    /// # Errors
+    /// The [`ConfigError`] of the first setting out of range.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        self.method.check()?;
+        if !(32..=MAX_IMAGE_SIZE).contains(&self.image_size) {
+            return Err(ConfigError::ImageSize(self.image_size));
         }
-        if self.image_size > MAX_IMAGE_SIZE {
-            return Err(StadError::InvalidConfig(format!(
-                "image size must be at most {MAX_IMAGE_SIZE} (MVTec AD's largest images are \
-                 1024²; the thesis trains at 224), got {}",
-                self.image_size
-            )));
+        if let Some(s) = self.smoothing_sigma
+            && !(s.is_finite() && s > 0.0)
+        {
+            return Err(ConfigError::SmoothingSigma(s));
         }
         if self.teacher_weights == TeacherWeights::Embedded
             && !matches!(&self.teacher, BackboneConfig::MobileNetV2(c) if c.tf_padding && c.expansion.is_none())
         {
-            return Err(StadError::InvalidConfig(
-                "the embedded teacher is a MobileNetV2 with TF padding: use BackboneConfig::mobilenet_v2_tf()"
-                    .into(),
-            ));
+            return Err(ConfigError::EmbeddedNeedsMobileNetV2Tf);
         }
         Ok(())
     }
@@ -96,9 +110,44 @@ impl ModelConfig {
         self.method.student_backbone(&self.teacher)
     }
 
-    /// Builds the teacher with its weights, frozen.
+    /// The anomaly map's size and smoothing for inputs of `size`.
+    pub fn map_config(&self, size: [usize; 2]) -> AnomalyMapConfig {
+        AnomalyMapConfig::new(size).with_smoothing_sigma(self.smoothing_sigma)
+    }
+
+    /// Builds the model: the teacher with its weights, frozen, and the students seeded with
+    /// [`DEFAULT_SEED`] ([`Self::init_seeded`]).
+    ///
+    /// # Errors
+    /// [`StadError::InvalidConfig`] for a configuration [`Self::check`] refuses; a backbone
+    /// error when the teacher's weights cannot be read or do not fit.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<StudentTeacher<B>> {
+        self.init_seeded(DEFAULT_SEED, device)
+    }
+
+    /// [`Self::init`] with the students seeded from `seed` (student `i` from `seed + i`, see
+    /// [`Self::init_students`]).
+    ///
+    /// # Errors
+    /// As [`Self::init`].
+    pub fn init_seeded<B: Backend>(
+        &self,
+        seed: u64,
+        device: &B::Device,
+    ) -> Result<StudentTeacher<B>> {
+        Ok(StudentTeacher {
+            teacher: self.build_teacher(device)?,
+            students: self.init_students(seed, device)?,
+            config: self.clone(),
+        })
+    }
+
+    /// Builds the teacher with its weights, frozen (on a backend without autodiff).
+    ///
+    /// # Errors
+    /// As [`Self::init`].
     pub fn build_teacher<B: Backend>(&self, device: &B::Device) -> Result<FrozenTeacher<B>> {
-        self.validate()?;
+        self.check()?;
         let backbone = match &self.teacher_weights {
             TeacherWeights::Embedded => embedded_teacher(&self.teacher, device)?,
             TeacherWeights::File(path) => {
@@ -113,13 +162,16 @@ impl ModelConfig {
 
     /// Builds the students with random initialisation ([`seeded_init`]); student `i` is
     /// seeded with `seed + i`, so ensemble members differ and every run with the same seed is
-    /// identical.
+    /// identical. On an autodiff backend they are ready to train.
+    ///
+    /// # Errors
+    /// [`StadError::InvalidConfig`] for a configuration [`Self::check`] refuses.
     pub fn init_students<B: Backend>(
         &self,
         seed: u64,
         device: &B::Device,
     ) -> Result<Vec<Backbone<B>>> {
-        self.validate()?;
+        self.check()?;
         let config = self.student_backbone();
         (0..self.method.num_students())
             .map(|i| {
@@ -148,9 +200,7 @@ fn embedded_teacher<B: Backend>(
     _config: &BackboneConfig,
     _device: &B::Device,
 ) -> Result<Backbone<B>> {
-    Err(StadError::InvalidConfig(
-        "this build has no embedded teacher (feature `embedded-teacher` is off): pass a weights file".into(),
-    ))
+    Err(ConfigError::NoEmbeddedTeacher.into())
 }
 
 /// Re-draws every convolution weight from a private generator seeded with `seed`:
@@ -186,20 +236,72 @@ pub fn seeded_init<B: Backend, M: Module<B>>(module: M, seed: u64, device: &B::D
     })
 }
 
-/// A trained (or training) student–teacher model on a backend without autodiff.
-#[derive(Debug, Clone)]
+/// A student–teacher model on a backend without autodiff: the frozen teacher, the students
+/// (one, or the ensemble), and the configuration they were built from. A burn [`Module`]:
+/// its record holds the teacher's and the students' weights. Built by [`ModelConfig::init`];
+/// the trainer replaces the students as they learn ([`Self::with_students`]).
+#[derive(Module, Debug)]
 pub struct StudentTeacher<B: Backend> {
-    /// The configuration it was built from.
-    pub config: ModelConfig,
-    /// The frozen teacher.
-    pub teacher: FrozenTeacher<B>,
-    /// The students (one, or the ensemble).
-    pub students: Vec<Backbone<B>>,
+    #[module(skip)]
+    config: ModelConfig,
+    teacher: FrozenTeacher<B>,
+    students: Vec<Backbone<B>>,
 }
 
 impl<B: Backend> StudentTeacher<B> {
+    /// The configuration it was built from.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The frozen teacher.
+    pub fn teacher(&self) -> &FrozenTeacher<B> {
+        &self.teacher
+    }
+
+    /// The students, in seed order.
+    pub fn students(&self) -> &[Backbone<B>] {
+        &self.students
+    }
+
+    /// Assembles a model from its parts (the trainer's and the detector's loading; public code
+    /// builds models with [`ModelConfig::init`]).
+    pub(crate) fn from_parts(
+        config: ModelConfig,
+        teacher: FrozenTeacher<B>,
+        students: Vec<Backbone<B>>,
+    ) -> Self {
+        debug_assert_eq!(students.len(), config.method.num_students());
+        Self {
+            config,
+            teacher,
+            students,
+        }
+    }
+
+    /// The students, taking them out of the model.
+    pub fn into_students(self) -> Vec<Backbone<B>> {
+        self.students
+    }
+
+    /// The same model with other students (trained ones; e.g. `students.valid()` of an
+    /// autodiff copy).
+    ///
+    /// # Errors
+    /// [`StadError::StudentCount`] when they are not as many as the method has.
+    pub fn with_students(self, students: Vec<Backbone<B>>) -> Result<Self> {
+        let expected = self.config.method.num_students();
+        if students.len() != expected {
+            return Err(StadError::StudentCount {
+                expected,
+                found: students.len(),
+            });
+        }
+        Ok(Self { students, ..self })
+    }
+
     /// Pixel anomaly maps `[N, 1, H, W]` at the input size for normalised images
-    /// `[N, 3, H, W]`.
+    /// `[N, 3, H, W]`: the method's map ([`MethodConfig::anomaly_map`]).
     ///
     /// # Errors
     /// [`StadError::NonFiniteInput`] when the images hold NaN or infinite values;
@@ -219,33 +321,30 @@ impl<B: Backend> StudentTeacher<B> {
     /// trainer's hold-out scoring reuses cached ones).
     ///
     /// # Errors
-    /// [`StadError::NonFiniteInput`] / a scoring error as [`Self::anomaly_maps`].
+    /// A scoring error as [`Self::anomaly_maps`].
     pub fn anomaly_maps_with_teacher(
         &self,
         images: Tensor<B, 4>,
         teacher: Vec<Tensor<B, 4>>,
     ) -> Result<Tensor<B, 4>> {
         let [_, _, h, w] = images.dims();
-        let map_config = self.config.method.map_config([h, w]);
-        let map = match self.config.method.kind {
-            MethodKind::Ensemble => {
-                let students: Vec<Vec<Tensor<B, 4>>> = self
-                    .students
-                    .iter()
-                    .map(|s| s.forward_features(images.clone()))
-                    .collect();
-                map_config.ensemble_map(&teacher, &students)?
-            }
-            MethodKind::Stfpm | MethodKind::SimpleStudent => {
-                let student = self.students[0].forward_features(images);
-                map_config.stfpm_map(&teacher, &student)?
-            }
-        };
+        let students: Vec<Vec<Tensor<B, 4>>> = self
+            .students
+            .iter()
+            .map(|s| s.forward_features(images.clone()))
+            .collect();
+        let map =
+            self.config
+                .method
+                .anomaly_map(&self.config.map_config([h, w]), &teacher, &students)?;
         stad_scoring::check_finite(&map)?;
         Ok(map)
     }
 
     /// Image scores `[N]` (max of each map) and the maps.
+    ///
+    /// # Errors
+    /// As [`Self::anomaly_maps`].
     pub fn score(&self, images: Tensor<B, 4>) -> Result<(Tensor<B, 1>, Tensor<B, 4>)> {
         let map = self.anomaly_maps(images)?;
         Ok((stad_scoring::image_scores(map.clone()), map))

@@ -35,7 +35,7 @@ pub struct RunDir {
 
 impl RunDir {
     /// Opens (creating it when needed) and locks the run folder `path`. With `resume`, the
-    /// folder must hold `last.ckpt`; without, it must hold none of [`RUN_FILES`].
+    /// folder must hold `last.ckpt`; without, it must hold none of `last.ckpt`, `best.ckpt`, `detector.stad`, `run.json`.
     ///
     /// # Errors
     /// - [`StadError::RunLocked`]: another process holds the folder;

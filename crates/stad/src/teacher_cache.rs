@@ -9,7 +9,7 @@
 use burn::prelude::*;
 use stad_backbones::FrozenTeacher;
 
-/// How many images' teacher features a [`TeacherCache`] holds.
+/// How many images' teacher features the trainer's teacher-feature cache holds ([`crate::TrainConfig::teacher_cache_mb`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TeacherCacheStatus {
     /// Images whose features are cached.

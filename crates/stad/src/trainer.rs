@@ -1,12 +1,14 @@
 //! Training: the only code of stad that touches an optimizer.
 //!
-//! Per batch the teacher runs once (on the inner, non-autodiff backend), then every student
-//! computes its features, its STFPM loss `Σ_k mean_{b,i,j} ‖t̂ − ŝ‖²` and takes one step of its
-//! own SGD optimizer (PyTorch semantics: momentum 0.9 with dampening 0, weight decay added to
-//! the gradient). After each epoch the mean image score on the held-out nominal split decides
-//! the best epoch (as the official STFPM code does; the test set is never used). With a run
-//! folder, `last.ckpt` (students, optimizer states, epoch, history) and `best.ckpt` (the best
-//! students) are written atomically after each epoch, and a run resumes from them.
+//! [`train`] is a loop over epochs. Per batch, [`StudentOptimizers::step`]: the teacher's
+//! features (computed once per image and cached, on the inner, non-autodiff backend), then for
+//! every student its features, the method's loss ([`MethodConfig::student_loss`]) and one step
+//! of its own SGD optimizer (PyTorch semantics: momentum 0.9 with dampening 0, weight decay
+//! added to the gradient). After each epoch the mean image score on the held-out nominal split
+//! decides the best epoch ([`BestEpoch::improves_on`]; as the official STFPM code does, the
+//! test set is never used). With a run folder, a [`Checkpointer`] writes `last.ckpt`
+//! (students, optimizer states, epoch, history) and `best.ckpt` (the best students)
+//! atomically after each epoch, and a run resumes from them.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -20,18 +22,19 @@ use burn::optim::{GradientsParams, Optimizer, Sgd, SgdConfig};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor};
 use serde::{Deserialize, Serialize};
-use stad_backbones::Backbone;
+use stad_backbones::{Backbone, FrozenTeacher};
 use stad_data::{BatchLoader, LoaderConfig, Sample, holdout_split};
 
 use crate::checkpoint::CheckpointFile;
-use crate::error::{Result, StadError};
+use crate::error::{ConfigError, Result, StadError};
 use crate::fingerprint::{self, DataFingerprint, FileFingerprint};
+use crate::methods::MethodConfig;
 use crate::model::{ModelConfig, StudentTeacher};
 use crate::run_dir::RunDir;
 use crate::teacher_cache::{TeacherCache, TeacherCacheStatus};
 
 /// Hyper-parameters of training (defaults: the official STFPM code's).
-#[derive(Config, Debug)]
+#[derive(Config, Debug, PartialEq)]
 pub struct TrainConfig {
     /// SGD learning rate. Default: 0.4.
     #[config(default = 0.4)]
@@ -67,42 +70,39 @@ pub struct TrainConfig {
 
 impl TrainConfig {
     /// Checks the hyper-parameters.
-    pub fn validate(&self) -> Result<()> {
-        let bad = |what: String| Err(StadError::InvalidConfig(what));
+    ///
+    /// # Errors
+    /// The [`ConfigError`] of the first one out of range.
+    pub fn check(&self) -> Result<(), ConfigError> {
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return bad(format!(
-                "learning rate must be positive, got {}",
-                self.learning_rate
-            ));
+            return Err(ConfigError::LearningRate(self.learning_rate));
         }
         if !(0.0..1.0).contains(&self.momentum) {
-            return bad(format!("momentum must be in [0, 1), got {}", self.momentum));
+            return Err(ConfigError::Momentum(self.momentum));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return bad(format!(
-                "weight decay must be ≥ 0, got {}",
-                self.weight_decay
-            ));
+            return Err(ConfigError::WeightDecay(self.weight_decay));
         }
-        if self.batch_size == 0 || self.epochs == 0 {
-            return bad("batch size and epochs must be positive".into());
+        if self.batch_size == 0 {
+            return Err(ConfigError::ZeroBatchSize);
+        }
+        if self.epochs == 0 {
+            return Err(ConfigError::ZeroEpochs);
         }
         if !(0.0..1.0).contains(&self.holdout_fraction) {
-            return bad(format!(
-                "hold-out fraction must be in [0, 1), got {}",
-                self.holdout_fraction
-            ));
+            return Err(ConfigError::HoldoutFraction(self.holdout_fraction));
         }
         Ok(())
     }
 
-    /// The same configuration with another number of epochs (resuming may extend a run).
+    /// Whether a run with `other` continues a run with `self`: equal but for the epochs and
+    /// the two caches (which change speed, not results).
     fn same_run_as(&self, other: &Self) -> bool {
         let mut a = self.clone();
         a.epochs = other.epochs;
         a.cache_images = other.cache_images;
         a.teacher_cache_mb = other.teacher_cache_mb;
-        serde_json::to_string(&a).ok() == serde_json::to_string(other).ok()
+        a == *other
     }
 }
 
@@ -150,9 +150,28 @@ pub struct TrainOutcome<B: burn::prelude::Backend> {
     pub holdout: Vec<Sample>,
 }
 
-/// The best epoch so far: its index, its validation score (NaN without a hold-out) and its
-/// students.
-type Best<B> = (usize, f64, Vec<Backbone<B>>);
+/// The best epoch so far and its students.
+#[derive(Debug, Clone)]
+pub struct BestEpoch<B: burn::prelude::Backend> {
+    /// Its index, from 0.
+    pub epoch: usize,
+    /// Its mean hold-out image score (`None` without a hold-out).
+    pub score: Option<f64>,
+    /// Its students (on the inner backend).
+    pub students: Vec<Backbone<B>>,
+}
+
+impl<B: burn::prelude::Backend> BestEpoch<B> {
+    /// The selection rule: an epoch with hold-out score `score` replaces `best` when there is
+    /// none yet, when either has no score (without a hold-out the last epoch is kept), or when
+    /// its score is lower (a lower mean nominal score is better).
+    pub fn improves_on(score: Option<f64>, best: Option<&Self>) -> bool {
+        match (best.and_then(|b| b.score), score) {
+            (Some(best), Some(now)) => now < best,
+            _ => true,
+        }
+    }
+}
 
 /// Header of `last.ckpt` / `best.ckpt`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -172,36 +191,211 @@ struct TrainHeader {
     teacher_fingerprint: Option<FileFingerprint>,
 }
 
-fn header_of(file: &CheckpointFile, path: &Path) -> Result<TrainHeader> {
-    serde_json::from_str(&file.header).map_err(|e| StadError::CheckpointMismatch {
-        path: path.to_path_buf(),
-        reason: format!("not a stad training checkpoint ({e})"),
-    })
+const TRAIN_KIND: &str = "stad-train";
+
+/// Where a run stands: the epochs done, their summaries and the best epoch.
+struct RunState<B: burn::prelude::Backend> {
+    epochs_done: usize,
+    history: Vec<EpochSummary>,
+    best: Option<BestEpoch<B>>,
 }
 
-fn check_same_model(
-    header: &TrainHeader,
-    model: &ModelConfig,
-    train: &TrainConfig,
-    path: &Path,
-) -> Result<()> {
-    let a = serde_json::to_string(&header.model).unwrap_or_default();
-    let b = serde_json::to_string(model).unwrap_or_default();
-    if a != b {
-        return Err(StadError::CheckpointMismatch {
-            path: path.to_path_buf(),
-            reason: format!("it was trained with another model configuration: {a} (this run: {b})"),
-        });
+/// Writes a run's checkpoints and resumes from them: `last.ckpt` (the students being
+/// trained, their optimizers' states, the epochs done and their history) and `best.ckpt` (the
+/// best epoch's students), each one [`CheckpointFile`] written atomically.
+///
+/// The headers record the model, the hyper-parameters and fingerprints of the training
+/// images and of the teacher's weight file; a resume refuses
+/// ([`StadError::CheckpointMismatch`], naming what differs) another model, other
+/// hyper-parameters than `epochs`, other data, a changed teacher file, and fewer `epochs` than
+/// the run has done.
+pub struct Checkpointer<'a> {
+    dir: &'a RunDir,
+    model: &'a ModelConfig,
+    train: &'a TrainConfig,
+    data: DataFingerprint,
+    teacher: Option<FileFingerprint>,
+}
+
+impl<'a> Checkpointer<'a> {
+    /// A checkpointer of `dir` for a run of `model` with `train` on `samples` (fingerprinted
+    /// now).
+    ///
+    /// # Errors
+    /// When the samples or the teacher's weight file cannot be read.
+    pub fn new(
+        dir: &'a RunDir,
+        model: &'a ModelConfig,
+        train: &'a TrainConfig,
+        samples: &[Sample],
+    ) -> Result<Self> {
+        Ok(Self {
+            dir,
+            model,
+            train,
+            data: DataFingerprint::of_samples(samples)?,
+            teacher: fingerprint::teacher_fingerprint(&model.teacher_weights)?,
+        })
     }
-    if !header.train.same_run_as(train) {
-        return Err(StadError::CheckpointMismatch {
-            path: path.to_path_buf(),
-            reason:
+
+    /// Whether the run folder asks for a resume and has a `last.ckpt` to resume from.
+    fn can_resume(&self) -> bool {
+        self.dir.resume() && self.dir.last().exists()
+    }
+
+    fn header(&self, state: &RunState<impl burn::prelude::Backend>) -> String {
+        let header = TrainHeader {
+            kind: TRAIN_KIND.into(),
+            model: self.model.clone(),
+            train: self.train.clone(),
+            epochs_done: state.epochs_done,
+            best_epoch: state.best.as_ref().map_or(0, |b| b.epoch),
+            best_score: state.best.as_ref().and_then(|b| b.score),
+            history: state.history.clone(),
+            data_fingerprint: Some(self.data.clone()),
+            teacher_fingerprint: self.teacher.clone(),
+        };
+        serde_json::to_string(&header).expect("headers serialise")
+    }
+
+    /// Writes `best.ckpt` (when `improved`) and `last.ckpt` for the state after an epoch.
+    fn save<A: AutodiffBackend>(
+        &self,
+        state: &RunState<A::InnerBackend>,
+        improved: bool,
+        students: &[Backbone<A>],
+        optimizers: &StudentOptimizers<A>,
+    ) -> Result<()> {
+        let header = self.header(state);
+        if improved && let Some(best) = &state.best {
+            let mut file = CheckpointFile::new(header.clone());
+            file.push_record::<A::InnerBackend, _>(
+                "students",
+                best.students.clone().into_record(),
+            )?;
+            file.write_atomic(&self.dir.best())?;
+        }
+        let mut file = CheckpointFile::new(header);
+        file.push_record::<A, _>("students", students.to_vec().into_record())?;
+        file.push_record::<A, _>("optimizers", optimizers.records())?;
+        file.write_atomic(&self.dir.last())?;
+        Ok(())
+    }
+
+    /// Resumes: loads the students and optimizer states of `last.ckpt` into `students` and
+    /// `optimizers` and returns where the run stands (with `best.ckpt`'s students).
+    fn resume<A: AutodiffBackend>(
+        &self,
+        students: &mut Vec<Backbone<A>>,
+        optimizers: &mut StudentOptimizers<A>,
+        device: &A::Device,
+    ) -> Result<RunState<A::InnerBackend>> {
+        let path = self.dir.last();
+        let file = CheckpointFile::read(&path)?;
+        let header: TrainHeader =
+            serde_json::from_str(&file.header).map_err(|e| StadError::CheckpointMismatch {
+                path: path.clone(),
+                reason: format!("not a stad training checkpoint ({e})"),
+            })?;
+        let mismatch = |reason: String| StadError::CheckpointMismatch {
+            path: path.clone(),
+            reason,
+        };
+        if header.kind != TRAIN_KIND {
+            return Err(mismatch(format!(
+                "it is a `{}` file, not a training checkpoint",
+                header.kind
+            )));
+        }
+        if header.model != *self.model {
+            return Err(mismatch(format!(
+                "it was trained with another model configuration: {:?} (this run: {:?})",
+                header.model, self.model
+            )));
+        }
+        if !header.train.same_run_as(self.train) {
+            return Err(mismatch(
                 "it was trained with other hyper-parameters (only `epochs` may change on resume)"
                     .into(),
-        });
+            ));
+        }
+        fingerprint::check_unchanged(
+            (&header.data_fingerprint, &header.teacher_fingerprint),
+            (&self.data, &self.teacher),
+            &path,
+        )?;
+        if self.train.epochs < header.epochs_done {
+            return Err(mismatch(format!(
+                "the run has done {} epochs, more than the {} asked for: resume with at least \
+                 {} epochs ({} finishes it without training more)",
+                header.epochs_done, self.train.epochs, header.epochs_done, header.epochs_done
+            )));
+        }
+        *students = file.load_module("students", std::mem::take(students), device, &path)?;
+        let records = file.record::<A, _>("optimizers", device, &path)?;
+        optimizers.load_records(records, &path)?;
+        let best = match header.best_score {
+            Some(score) => {
+                let best_path = self.dir.best();
+                let best_file = CheckpointFile::read(&best_path)?;
+                let fresh = self
+                    .model
+                    .init_students::<A::InnerBackend>(self.train.seed, device)?;
+                Some(BestEpoch {
+                    epoch: header.best_epoch,
+                    score: Some(score),
+                    students: best_file.load_module("students", fresh, device, &best_path)?,
+                })
+            }
+            None => None,
+        };
+        Ok(RunState {
+            epochs_done: header.epochs_done,
+            history: header.history,
+            best,
+        })
     }
-    Ok(())
+}
+
+/// The training data of a run: the fitting split's loader and the held-out nominal samples
+/// with theirs.
+struct Splits {
+    fit: BatchLoader,
+    holdout: Vec<Sample>,
+    holdout_loader: Option<BatchLoader>,
+}
+
+impl Splits {
+    /// Splits `train` (`holdout_fraction`, seeded) and builds the loaders.
+    fn new(model: &ModelConfig, config: &TrainConfig, train: Vec<Sample>) -> Result<Self> {
+        let (fit, holdout) = if config.holdout_fraction > 0.0 {
+            holdout_split(train, config.holdout_fraction, config.seed)?
+        } else {
+            (train, Vec::new())
+        };
+        let preprocess = model.preprocess();
+        let loader = |samples: Vec<Sample>, shuffle: bool| {
+            BatchLoader::new(
+                samples,
+                preprocess,
+                LoaderConfig {
+                    batch_size: config.batch_size,
+                    shuffle,
+                    seed: config.seed,
+                    cache: config.cache_images,
+                    ..LoaderConfig::default()
+                },
+            )
+        };
+        let holdout_loader = (!holdout.is_empty())
+            .then(|| loader(holdout.clone(), false))
+            .transpose()?;
+        Ok(Self {
+            fit: loader(fit, true)?,
+            holdout,
+            holdout_loader,
+        })
+    }
 }
 
 /// Trains `model` on the nominal `train` samples.
@@ -209,13 +403,13 @@ fn check_same_model(
 /// The nominal images are split into a fitting part and a held-out part
 /// (`holdout_fraction`, seeded). Students are seeded with `seed + i`; the shuffle of epoch
 /// `e` is seeded from `(seed, e)`. On the CPU backends a run is bit-for-bit reproducible,
-/// and a resumed run equals an uninterrupted one.
+/// and a resumed run equals an uninterrupted one. With a run folder, checkpoints are written
+/// and resumed as [`Checkpointer`] says.
 ///
-/// With a run folder, the checkpoints record fingerprints of the training images and of the
-/// teacher's weight file ([`crate::fingerprint`]). A resume refuses
-/// ([`StadError::CheckpointMismatch`], naming what differs) another model or other
-/// hyper-parameters than `epochs`, other training data, a changed teacher file, and fewer
-/// `epochs` than the run has done (as many finishes it without training more).
+/// # Errors
+/// [`StadError::InvalidConfig`] for settings out of range, a data error for an empty or
+/// unreadable training set, [`StadError::Diverged`] for a non-finite loss, and the
+/// checkpoint errors of [`Checkpointer`].
 pub fn train<A: AutodiffBackend>(
     model: &ModelConfig,
     config: &TrainConfig,
@@ -224,152 +418,62 @@ pub fn train<A: AutodiffBackend>(
     device: &A::Device,
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainOutcome<A::InnerBackend>> {
-    model.validate()?;
-    config.validate()?;
+    model.check()?;
+    config.check()?;
     if train.is_empty() {
         return Err(stad_data::DataError::EmptyTrainSet {
             dir: PathBuf::from("<training samples>"),
         }
         .into());
     }
-    // Fingerprints are only needed to check a resume against its checkpoints.
-    let fingerprints = match run_dir {
-        Some(_) => Some((
-            DataFingerprint::of_samples(&train)?,
-            fingerprint::teacher_fingerprint(&model.teacher_weights)?,
-        )),
-        None => None,
-    };
-    let (fit, holdout) = if config.holdout_fraction > 0.0 {
-        holdout_split(train, config.holdout_fraction, config.seed)?
-    } else {
-        (train, Vec::new())
-    };
-    let preprocess = model.preprocess();
-    let fit_loader = BatchLoader::new(
-        fit,
-        preprocess,
-        LoaderConfig {
-            batch_size: config.batch_size,
-            shuffle: true,
-            seed: config.seed,
-            cache: config.cache_images,
-            ..LoaderConfig::default()
-        },
-    )?;
-    let holdout_loader = (!holdout.is_empty())
-        .then(|| {
-            BatchLoader::new(
-                holdout.clone(),
-                preprocess,
-                LoaderConfig {
-                    batch_size: config.batch_size,
-                    cache: config.cache_images,
-                    ..LoaderConfig::default()
-                },
-            )
-        })
+    let checkpointer = run_dir
+        .map(|dir| Checkpointer::new(dir, model, config, &train))
         .transpose()?;
-
+    let splits = Splits::new(model, config, train)?;
     let teacher = model.build_teacher::<A::InnerBackend>(device)?;
     let mut students = model.init_students::<A>(config.seed, device)?;
-    let mut optimizers = StudentOptimizers::<A>::new(config, students.len());
+    let mut optimizers = StudentOptimizers::<A>::new(config, &model.method);
+    let mut state = match checkpointer.as_ref().filter(|c| c.can_resume()) {
+        Some(c) => c.resume(&mut students, &mut optimizers, device)?,
+        None => RunState {
+            epochs_done: 0,
+            history: Vec::new(),
+            best: None,
+        },
+    };
 
-    let mut start_epoch = 0;
-    let mut history = Vec::new();
-    let mut best: Option<Best<A::InnerBackend>> = None;
-
-    if let Some(dir) = run_dir.filter(|d| d.resume() && d.last().exists()) {
-        let path = dir.last();
-        let file = CheckpointFile::read(&path)?;
-        let header = header_of(&file, &path)?;
-        check_same_model(&header, model, config, &path)?;
-        let (data_now, teacher_now) = fingerprints.as_ref().expect("computed with a run folder");
-        fingerprint::check_unchanged(
-            (&header.data_fingerprint, &header.teacher_fingerprint),
-            (data_now, teacher_now),
-            &path,
-        )?;
-        if config.epochs < header.epochs_done {
-            return Err(StadError::CheckpointMismatch {
-                path,
-                reason: format!(
-                    "the run has done {} epochs, more than the {} asked for: resume with at least \
-                     {} epochs ({} finishes it without training more)",
-                    header.epochs_done, config.epochs, header.epochs_done, header.epochs_done
-                ),
-            });
-        }
-        students = file.load_students(students, device, &path)?;
-        optimizers.load_records(
-            |i| {
-                let name = format!("optimizer{i}");
-                let record = file.record::<A, _>(&name, device, &path)?;
-                Ok((name, record))
-            },
-            &path,
-        )?;
-        start_epoch = header.epochs_done;
-        history = header.history.clone();
-        if let Some(score) = header.best_score {
-            let best_path = dir.best();
-            let best_file = CheckpointFile::read(&best_path)?;
-            let fresh = model.init_students::<A::InnerBackend>(config.seed, device)?;
-            best = Some((
-                header.best_epoch,
-                score,
-                best_file.load_students(fresh, device, &best_path)?,
-            ));
-        }
-    }
-
-    // One cache for both splits: hold-out sample `i` is entry `fit_loader.len() + i`.
-    let holdout_offset = fit_loader.len();
+    // One cache for both splits: hold-out sample `i` is entry `fit.len() + i`.
+    let holdout_offset = splits.fit.len();
     let mut teacher_cache = TeacherCache::<A::InnerBackend>::new(
-        holdout_offset + holdout.len(),
+        holdout_offset + splits.holdout.len(),
         config.teacher_cache_mb.saturating_mul(1 << 20),
     );
-    let batches = fit_loader.num_batches();
-    for epoch in start_epoch..config.epochs {
+    let first_epoch = state.epochs_done;
+    for epoch in first_epoch..config.epochs {
         let started = Instant::now();
-        let mut loss_sum = 0.0f64;
-        let mut seen = 0usize;
-        for (b, batch) in fit_loader.batches::<A>(epoch as u64, device).enumerate() {
-            let batch = batch?;
-            seen += batch.len();
-            let targets: Vec<_> = teacher_cache
-                .features(&teacher, batch.images.clone().inner(), &batch.indices)
-                .into_iter()
-                .map(Tensor::from_inner)
-                .collect();
-            let (stepped, losses) = optimizers.step(students, batch.images, &targets);
-            if let Some(&loss) = losses.iter().find(|l| !l.is_finite()) {
-                return Err(StadError::Diverged { epoch, loss });
-            }
-            students = stepped;
-            let batch_loss: f32 = losses.iter().sum();
-            let mean = batch_loss / students.len() as f32;
-            loss_sum += f64::from(mean);
-            observer.on_batch(epoch, b, batches, mean);
-        }
-        let train_loss = loss_sum / batches.max(1) as f64;
-        let inner: Vec<Backbone<A::InnerBackend>> = students.iter().map(|s| s.valid()).collect();
-        let validation_score = match &holdout_loader {
-            Some(loader) => {
-                let candidate = StudentTeacher {
-                    config: model.clone(),
-                    teacher: teacher.clone(),
-                    students: inner.clone(),
-                };
-                let scores = cached_image_scores(
-                    &candidate,
-                    loader,
-                    &mut teacher_cache,
-                    holdout_offset,
-                    device,
-                )?;
-                Some(mean(&scores))
-            }
+        let (train_loss, seen) = train_epoch(
+            epoch,
+            &mut students,
+            &mut optimizers,
+            &splits.fit,
+            &teacher,
+            &mut teacher_cache,
+            device,
+            observer,
+        )?;
+        let candidate = StudentTeacher::from_parts(
+            model.clone(),
+            teacher.clone(),
+            students.iter().map(|s| s.valid()).collect(),
+        );
+        let validation_score = match &splits.holdout_loader {
+            Some(loader) => Some(mean(&cached_image_scores(
+                &candidate,
+                loader,
+                &mut teacher_cache,
+                holdout_offset,
+                device,
+            )?)),
             None => None,
         };
         let seconds = started.elapsed().as_secs_f64();
@@ -381,74 +485,74 @@ pub fn train<A: AutodiffBackend>(
             images_per_second: seen as f64 / seconds.max(1e-9),
         };
         observer.on_epoch(&summary);
-        if epoch == start_epoch {
+        if epoch == first_epoch {
             observer.on_teacher_cache(&teacher_cache.status());
         }
-        history.push(summary);
-
-        // Lower validation score is better; without a hold-out the last epoch is kept.
-        let improved = match (&best, validation_score) {
-            (None, _) | (_, None) => true,
-            (Some((_, s, _)), Some(v)) => v < *s,
-        };
+        state.history.push(summary);
+        state.epochs_done = epoch + 1;
+        let improved = BestEpoch::improves_on(validation_score, state.best.as_ref());
         if improved {
-            best = Some((epoch, validation_score.unwrap_or(f64::NAN), inner));
+            state.best = Some(BestEpoch {
+                epoch,
+                score: validation_score,
+                students: candidate.into_students(),
+            });
         }
-        if let Some(dir) = run_dir {
-            let (best_epoch, best_score, best_students) = best.as_ref().expect("set above");
-            let header = TrainHeader {
-                kind: "stad-train".into(),
-                model: model.clone(),
-                train: config.clone(),
-                epochs_done: epoch + 1,
-                best_epoch: *best_epoch,
-                best_score: best_score.is_finite().then_some(*best_score),
-                history: history.clone(),
-                data_fingerprint: fingerprints.as_ref().map(|(d, _)| d.clone()),
-                teacher_fingerprint: fingerprints.as_ref().and_then(|(_, t)| t.clone()),
-            };
-            let header = serde_json::to_string(&header).expect("headers serialise");
-            if improved {
-                let mut file = CheckpointFile {
-                    header: header.clone(),
-                    blobs: Vec::new(),
-                };
-                for (i, s) in best_students.iter().enumerate() {
-                    file.push_record::<A::InnerBackend, _>(
-                        format!("student{i}"),
-                        s.clone().into_record(),
-                    )?;
-                }
-                file.write_atomic(&dir.best())?;
-            }
-            let mut file = CheckpointFile {
-                header,
-                blobs: Vec::new(),
-            };
-            for (i, s) in students.iter().enumerate() {
-                file.push_record::<A, _>(format!("student{i}"), s.clone().into_record())?;
-            }
-            for (i, record) in optimizers.records().into_iter().enumerate() {
-                file.push_record::<A, _>(format!("optimizer{i}"), record)?;
-            }
-            file.write_atomic(&dir.last())?;
+        if let Some(c) = &checkpointer {
+            c.save(&state, improved, &students, &optimizers)?;
         }
     }
 
-    let (best_epoch, _, best_students) = best.unwrap_or_else(|| {
-        let last = config.epochs.saturating_sub(1);
-        (last, f64::NAN, students.iter().map(|s| s.valid()).collect())
-    });
+    let (best_epoch, best_students) = match state.best {
+        Some(best) => (best.epoch, best.students),
+        None => (
+            config.epochs.saturating_sub(1),
+            students.iter().map(|s| s.valid()).collect(),
+        ),
+    };
     Ok(TrainOutcome {
-        model: StudentTeacher {
-            config: model.clone(),
-            teacher,
-            students: best_students,
-        },
+        model: StudentTeacher::from_parts(model.clone(), teacher, best_students),
         best_epoch,
-        history,
-        holdout,
+        history: state.history,
+        holdout: splits.holdout,
     })
+}
+
+/// One epoch over `loader`: a [`StudentOptimizers::step`] per batch; the mean over batches of
+/// the students' mean loss, and the images seen.
+#[allow(clippy::too_many_arguments)]
+fn train_epoch<A: AutodiffBackend>(
+    epoch: usize,
+    students: &mut Vec<Backbone<A>>,
+    optimizers: &mut StudentOptimizers<A>,
+    loader: &BatchLoader,
+    teacher: &FrozenTeacher<A::InnerBackend>,
+    cache: &mut TeacherCache<A::InnerBackend>,
+    device: &A::Device,
+    observer: &mut dyn TrainObserver,
+) -> Result<(f64, usize)> {
+    let batches = loader.num_batches();
+    let mut loss_sum = 0.0f64;
+    let mut seen = 0usize;
+    for (b, batch) in loader.batches::<A>(epoch as u64, device).enumerate() {
+        let batch = batch?;
+        let targets: Vec<_> = cache
+            .features(teacher, batch.images.clone().inner(), &batch.indices)
+            .into_iter()
+            .map(Tensor::from_inner)
+            .collect();
+        seen += batch.len();
+        let (stepped, losses) =
+            optimizers.step(std::mem::take(students), batch.images, &targets)?;
+        if let Some(&loss) = losses.iter().find(|l| !l.is_finite()) {
+            return Err(StadError::Diverged { epoch, loss });
+        }
+        *students = stepped;
+        let mean = losses.iter().sum::<f32>() / losses.len() as f32;
+        loss_sum += f64::from(mean);
+        observer.on_batch(epoch, b, batches, mean);
+    }
+    Ok((loss_sum / batches.max(1) as f64, seen))
 }
 
 /// One student's SGD optimizer.
@@ -460,18 +564,19 @@ type OptimizerRecord<A> = <StudentOptimizer<A> as Optimizer<Backbone<A>, A>>::Re
 /// The students' SGD optimizers (PyTorch semantics: momentum with dampening 0, weight decay
 /// added to the gradient) and the distillation step [`train`] takes per batch.
 ///
-/// For every student `s`: its loss `L_s = Σ_k mean_{b,i,j} ‖t̂_k − ŝ_k‖²` against the teacher's
-/// features, the gradient `g = ∂L_s/∂θ + λ·θ`, the momentum `v ← μ·v + g` and the update
-/// `θ ← θ − η·v` (on the first step `v = g`).
+/// For every student `s`: its loss `L_s` ([`MethodConfig::student_loss`]) against the
+/// teacher's features, the gradient `g = ∂L_s/∂θ + λ·θ`, the momentum `v ← μ·v + g` and the
+/// update `θ ← θ − η·v` (on the first step `v = g`).
 pub struct StudentOptimizers<A: AutodiffBackend> {
     optimizers: Vec<StudentOptimizer<A>>,
     learning_rate: f64,
+    method: MethodConfig,
 }
 
 impl<A: AutodiffBackend> StudentOptimizers<A> {
-    /// Fresh optimizers (no momentum yet) for `students` students, with `config`'s learning
-    /// rate `η`, momentum `μ` and weight decay `λ`.
-    pub fn new(config: &TrainConfig, students: usize) -> Self {
+    /// Fresh optimizers (no momentum yet), one for each of `method`'s students, with
+    /// `config`'s learning rate `η`, momentum `μ` and weight decay `λ`.
+    pub fn new(config: &TrainConfig, method: &MethodConfig) -> Self {
         let sgd = SgdConfig::new()
             .with_momentum(Some(MomentumConfig {
                 momentum: config.momentum,
@@ -483,10 +588,11 @@ impl<A: AutodiffBackend> StudentOptimizers<A> {
                     .then(|| WeightDecayConfig::new(config.weight_decay as f32)),
             );
         Self {
-            optimizers: (0..students)
+            optimizers: (0..method.num_students())
                 .map(|_| sgd.init::<A, Backbone<A>>())
                 .collect(),
             learning_rate: config.learning_rate,
+            method: method.clone(),
         }
     }
 
@@ -494,29 +600,31 @@ impl<A: AutodiffBackend> StudentOptimizers<A> {
     /// (its features of `images`): the stepped students and their losses before the step, in
     /// the students' order. A non-finite loss is returned as it is (the caller decides).
     ///
-    /// # Panics
-    /// When `students` are not as many as the optimizers.
+    /// # Errors
+    /// [`StadError::StudentCount`] when `students` are not as many as the optimizers; a
+    /// distillation error when the features do not fit the targets.
     pub fn step(
         &mut self,
         students: Vec<Backbone<A>>,
         images: Tensor<A, 4>,
         targets: &[Tensor<A, 4>],
-    ) -> (Vec<Backbone<A>>, Vec<f32>) {
-        assert_eq!(
-            students.len(),
-            self.optimizers.len(),
-            "one optimizer a student"
-        );
+    ) -> Result<(Vec<Backbone<A>>, Vec<f32>)> {
+        if students.len() != self.optimizers.len() {
+            return Err(StadError::StudentCount {
+                expected: self.optimizers.len(),
+                found: students.len(),
+            });
+        }
         let mut stepped = Vec::with_capacity(students.len());
         let mut losses = Vec::with_capacity(students.len());
         for (student, optim) in students.into_iter().zip(self.optimizers.iter_mut()) {
             let preds = student.forward_features(images.clone());
-            let loss = stad_distill::stfpm_loss(targets, &preds);
+            let loss = self.method.student_loss(targets, &preds)?;
             losses.push(loss.clone().into_scalar().elem::<f32>());
             let grads = GradientsParams::from_grads(loss.backward(), &student);
             stepped.push(optim.step(self.learning_rate, student, grads));
         }
-        (stepped, losses)
+        Ok((stepped, losses))
     }
 
     /// The optimizers' states (momentum buffers), for a checkpoint.
@@ -524,39 +632,33 @@ impl<A: AutodiffBackend> StudentOptimizers<A> {
         self.optimizers.iter().map(|o| o.to_record()).collect()
     }
 
-    /// Loads every optimizer's state from `record(i)` (its name and record), a checkpoint's.
-    fn load_records(
-        &mut self,
-        mut record: impl FnMut(usize) -> Result<(String, OptimizerRecord<A>)>,
-        path: &Path,
-    ) -> Result<()> {
+    /// Loads every optimizer's state from `records` (a checkpoint's, read from `path`).
+    fn load_records(&mut self, records: Vec<OptimizerRecord<A>>, path: &Path) -> Result<()> {
+        if records.len() != self.optimizers.len() {
+            return Err(StadError::CheckpointMismatch {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "it holds {} optimizer states for {} students",
+                    records.len(),
+                    self.optimizers.len()
+                ),
+            });
+        }
         let optimizers = std::mem::take(&mut self.optimizers);
         self.optimizers = optimizers
             .into_iter()
-            .enumerate()
-            .map(|(i, o)| {
-                let (name, r) = record(i)?;
-                crate::checkpoint::guard(path, &name, || o.load_record(r))
-            })
+            .zip(records)
+            .map(|(o, r)| crate::checkpoint::guard(path, "optimizers", || o.load_record(r)))
             .collect::<Result<_>>()?;
         Ok(())
     }
-}
-
-/// Mean image score of `model` over the samples of `loader`.
-pub fn mean_image_score<B: burn::prelude::Backend>(
-    model: &StudentTeacher<B>,
-    loader: &BatchLoader,
-    device: &B::Device,
-) -> Result<f64> {
-    Ok(mean(&image_scores(model, loader, device)?))
 }
 
 fn mean(scores: &[f32]) -> f64 {
     scores.iter().map(|&s| f64::from(s)).sum::<f64>() / scores.len().max(1) as f64
 }
 
-/// [`image_scores`] with the teacher's features from `cache` (sample `i` of `loader` is entry
+/// [`loader_image_scores`] with the teacher's features from `cache` (sample `i` of `loader` is entry
 /// `offset + i`).
 fn cached_image_scores<B: burn::prelude::Backend>(
     model: &StudentTeacher<B>,
@@ -570,7 +672,7 @@ fn cached_image_scores<B: burn::prelude::Backend>(
         let mut batch = batch?;
         let indices: Vec<usize> = batch.indices.iter().map(|i| offset + i).collect();
         let images = batch.take_images::<B>(device);
-        let teacher = cache.features(&model.teacher, images.clone(), &indices);
+        let teacher = cache.features(model.teacher(), images.clone(), &indices);
         let map = model.anomaly_maps_with_teacher(images, teacher)?;
         out.extend(host_scores(stad_scoring::image_scores(map)));
     }
@@ -586,7 +688,7 @@ fn host_scores<B: burn::prelude::Backend>(scores: burn::prelude::Tensor<B, 1>) -
 }
 
 /// Image scores of `model` for every sample of `loader`, in loader order.
-pub fn image_scores<B: burn::prelude::Backend>(
+pub(crate) fn loader_image_scores<B: burn::prelude::Backend>(
     model: &StudentTeacher<B>,
     loader: &BatchLoader,
     device: &B::Device,

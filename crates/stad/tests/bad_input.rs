@@ -86,11 +86,7 @@ fn corrupt_checkpoint_is_a_typed_error() {
 fn nan_in_the_input_is_a_scoring_error_not_a_score() {
     let device = Default::default();
     let model = common::model(MethodKind::Stfpm, 64);
-    let st = stad::StudentTeacher {
-        config: model.clone(),
-        teacher: model.build_teacher::<Cpu>(&device).unwrap(),
-        students: model.init_students::<Cpu>(1, &device).unwrap(),
-    };
+    let st = model.init_seeded::<Cpu>(1, &device).unwrap();
     let mut pixels = vec![0.1f32; 3 * 64 * 64];
     pixels[100] = f32::NAN;
     let x = Tensor::<Cpu, 4>::from_data(TensorData::new(pixels, [1, 3, 64, 64]), &device);
@@ -126,12 +122,9 @@ fn empty_training_set_and_bad_hyper_parameters_are_refused() {
         let err = common::fit(&model, &bad, data.clone(), None).unwrap_err();
         assert!(matches!(err, StadError::InvalidConfig(_)), "{err}");
     }
-    let one_student = common::model_with(
-        MethodConfig::new(MethodKind::Ensemble).with_ensemble_size(1),
-        64,
-    );
+    let one_student = common::model_with(MethodConfig::ensemble(1), 64);
     assert!(matches!(
-        one_student.validate(),
+        one_student.init::<Cpu>(&Default::default()),
         Err(StadError::InvalidConfig(_))
     ));
 }

@@ -45,6 +45,27 @@ fn save_load_round_trip_and_prediction_shapes() {
         assert_eq!(orig.len(), 64 * 64);
         assert!(q.original_map.is_none());
     }
+
+    // A threshold set by hand: the median test score flags the upper half; the batch size changes
+    // nothing but memory.
+    let mut scores: Vec<f32> = a.iter().map(|p| p.score).collect();
+    scores.sort_by(f32::total_cmp);
+    let median = f64::from(scores[scores.len() / 2]);
+    let manual = loaded
+        .with_threshold(median)
+        .unwrap()
+        .with_batch_size(3)
+        .unwrap();
+    assert_eq!(manual.threshold_source, ThresholdSource::Manual);
+    let c = manual.predict(data.test.clone(), false, &device).unwrap();
+    for (p, q) in a.iter().zip(&c) {
+        assert_eq!(p.score, q.score);
+        assert_eq!(q.is_anomalous, f64::from(q.score) >= median);
+    }
+    let flagged = c.iter().filter(|q| q.is_anomalous).count();
+    assert!(flagged >= scores.len() - scores.len() / 2, "{flagged}");
+    assert!(manual.clone().with_threshold(f64::NAN).is_err());
+    assert!(manual.with_batch_size(0).is_err());
 }
 
 #[test]
@@ -71,6 +92,6 @@ fn f1_threshold_needs_anomalies_and_uses_them() {
     let default = Detector::calibrate(outcome.model, outcome.holdout, None, &device).unwrap();
     assert_eq!(
         default.threshold_source,
-        ThresholdSource::NominalQuantile(stad::detector::DEFAULT_NOMINAL_QUANTILE)
+        ThresholdSource::NominalQuantile(stad::DEFAULT_NOMINAL_QUANTILE)
     );
 }

@@ -17,7 +17,7 @@ fn weights(model: &StudentTeacher<Cpu>) -> Vec<Vec<f32>> {
         }
     }
     let mut c = Collect(Vec::new());
-    for s in &model.students {
+    for s in model.students() {
         s.visit(&mut c);
     }
     c.0
@@ -26,7 +26,7 @@ fn weights(model: &StudentTeacher<Cpu>) -> Vec<Vec<f32>> {
 fn scores(model: &StudentTeacher<Cpu>) -> Vec<f32> {
     let device = Default::default();
     let data = common::tiny_data(3);
-    let out = stad::evaluate::run_test_set(model, data.test, 4, &device).unwrap();
+    let out = stad::run_test_set(model, data.test, 4, &device).unwrap();
     out.scores
 }
 
@@ -61,10 +61,7 @@ fn same_seed_gives_bit_identical_weights_and_scores() {
 
 #[test]
 fn resumed_run_equals_uninterrupted_run() {
-    let model = common::model_with(
-        stad::MethodConfig::new(MethodKind::Ensemble).with_ensemble_size(2),
-        64,
-    );
+    let model = common::model_with(stad::MethodConfig::ensemble(2), 64);
     let data = common::tiny_data(2).train;
 
     let full_dir = tempfile::tempdir().unwrap();

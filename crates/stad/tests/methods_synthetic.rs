@@ -28,7 +28,7 @@ fn data() -> Dataset {
 fn check(method: MethodConfig, min_image_auroc: f64, min_pixel_auroc: f64) {
     let device = Default::default();
     let data = data();
-    let kind = method.kind;
+    let kind = method.kind();
     let model = common::model_with(method, 96);
     let config = TrainConfig::new().with_epochs(12).with_batch_size(8);
     let outcome = common::fit(&model, &config, data.train, None).unwrap();
@@ -64,15 +64,15 @@ fn check(method: MethodConfig, min_image_auroc: f64, min_pixel_auroc: f64) {
 
 #[test]
 fn stfpm_is_above_chance() {
-    check(MethodConfig::new(MethodKind::Stfpm), 0.70, 0.85);
+    check(MethodKind::Stfpm.default_config(), 0.70, 0.85);
 }
 
 #[test]
 fn ensemble_is_above_chance() {
-    check(MethodConfig::new(MethodKind::Ensemble), 0.70, 0.85);
+    check(MethodKind::Ensemble.default_config(), 0.70, 0.85);
 }
 
 #[test]
 fn simple_student_is_above_chance() {
-    check(MethodConfig::new(MethodKind::SimpleStudent), 0.70, 0.85);
+    check(MethodKind::SimpleStudent.default_config(), 0.70, 0.85);
 }

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::AutodiffBackend;
 use stad::Detector;
+use stad::TestOutputs;
 use stad::data::{ImageSource, Label, MaskSource, Sample};
-use stad::evaluate::TestOutputs;
-use stad::evaluate::run_test_set_observed;
+use stad::run_test_set_observed;
 use stad_viz::{EvalRecord, ImageScore};
 
 use crate::args::EvalArgs;

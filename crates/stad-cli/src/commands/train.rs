@@ -4,9 +4,9 @@
 use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
+use stad::DEFAULT_NOMINAL_QUANTILE;
 use stad::backbones::{BackboneConfig, MobileNetV2Config, ResNetArch, ResNetConfig};
 use stad::data::Sample;
-use stad::detector::DEFAULT_NOMINAL_QUANTILE;
 use stad::{Detector, MethodConfig, MethodKind, ModelConfig, RunDir, TeacherWeights, TrainConfig};
 
 use crate::args::{BackboneArg, MethodArg, TrainArgs};
@@ -51,14 +51,14 @@ fn backbone(arg: BackboneArg, tf_padding: bool) -> Result<BackboneConfig> {
 /// (a control) and `--weights` default to ResNet18, the thesis' teacher.
 pub fn model_config(args: &TrainArgs) -> Result<(ModelConfig, String)> {
     let kind = method_kind(args.method);
-    let mut method = MethodConfig::new(kind);
+    let mut method = kind.default_config();
     if let Some(n) = args.students {
         if kind != MethodKind::Ensemble {
             return Err(CliError::Usage(
                 "--students applies to --method ensemble only".into(),
             ));
         }
-        method = method.with_ensemble_size(n);
+        method = MethodConfig::ensemble(n);
     }
     let (teacher, weights, described) = match (&args.weights, args.random_teacher) {
         (Some(path), _) => {
@@ -102,7 +102,7 @@ pub fn model_config(args: &TrainArgs) -> Result<(ModelConfig, String)> {
         },
     };
     let model = ModelConfig::new(teacher, weights, method).with_image_size(args.image_size);
-    model.validate()?;
+    model.check().map_err(stad::StadError::from)?;
     Ok((model, described))
 }
 
@@ -115,7 +115,7 @@ pub fn train_config(args: &TrainArgs) -> Result<TrainConfig> {
         .with_learning_rate(args.lr)
         .with_seed(args.seed)
         .with_teacher_cache_mb(args.teacher_cache_mb);
-    config.validate()?;
+    config.check().map_err(stad::StadError::from)?;
     Ok(config)
 }
 
@@ -149,7 +149,7 @@ pub fn run(args: &TrainArgs, console: Console) -> Result<RunInfo> {
     ));
     console.info(format!(
         "method: {}; teacher: {teacher}; input {}x{}; {} epochs, batch {}, lr {}; on {}",
-        model.method.kind.name(),
+        model.method.name(),
         model.image_size,
         model.image_size,
         config.epochs,
@@ -188,7 +188,7 @@ pub fn run(args: &TrainArgs, console: Console) -> Result<RunInfo> {
     };
     let info = RunInfo {
         stad_version: env!("CARGO_PKG_VERSION").into(),
-        method: model.method.kind.name().into(),
+        method: model.method.name().into(),
         category: data.name,
         data: spec,
         teacher,

@@ -12,7 +12,7 @@ pub fn tiny_data(seed: u64) -> Dataset {
 
 /// A model on the embedded teacher at a small input size.
 pub fn model(kind: MethodKind, image_size: usize) -> ModelConfig {
-    ModelConfig::embedded(MethodConfig::new(kind)).with_image_size(image_size)
+    ModelConfig::embedded(kind.default_config()).with_image_size(image_size)
 }
 
 /// Fast hyper-parameters: few epochs, small batches, no cache.

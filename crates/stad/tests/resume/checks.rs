@@ -5,7 +5,7 @@ use super::common;
 
 use stad::backbones::BackboneConfig;
 use stad::backbones::embedded::MOBILENET_V2_IMAGENET;
-use stad::{MethodConfig, MethodKind, ModelConfig, RunDir, StadError, TeacherWeights};
+use stad::{MethodKind, ModelConfig, RunDir, StadError, TeacherWeights};
 
 fn mismatch_reason(err: StadError) -> String {
     match err {
@@ -55,7 +55,7 @@ fn resume_with_a_changed_teacher_file_is_refused() {
     let model = ModelConfig::new(
         BackboneConfig::mobilenet_v2_tf(),
         TeacherWeights::File(weights.to_string_lossy().into_owned()),
-        MethodConfig::new(MethodKind::Stfpm),
+        MethodKind::Stfpm.default_config(),
     )
     .with_image_size(64);
     let data = common::tiny_data(4).train;
