@@ -7,26 +7,42 @@ use crate::checkpoint::CheckpointError;
 /// A setting out of its valid range, found by a `check()` before anything is built.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {
-    /// An ensemble with fewer than 2 or more than [`crate::methods::ensemble::MAX_STUDENTS`]
-    /// students.
-    #[error(
-        "an ensemble has 2 to {max} students (the thesis uses 3), got {0}",
-        max = crate::methods::ensemble::MAX_STUDENTS
-    )]
-    EnsembleSize(usize),
+    /// An ensemble with fewer than 2 students.
+    #[error("an ensemble needs at least 2 students, got {0}")]
+    TooFewStudents(usize),
+    /// An ensemble with more than `max` students ([`crate::methods::ensemble::MAX_STUDENTS`]).
+    #[error("an ensemble has at most {max} students (the thesis uses 3), got {got}")]
+    TooManyStudents {
+        /// Asked for.
+        got: usize,
+        /// The most allowed.
+        max: usize,
+    },
     /// A Simple-Student width or expansion of zero.
     #[error("Simple Student widths must be positive")]
     ZeroWidth,
     /// A smoothing σ that is not a positive finite number.
     #[error("smoothing sigma must be positive, got {0}")]
     SmoothingSigma(f64),
-    /// A network input side outside `32..=`[`crate::model::MAX_IMAGE_SIZE`].
+    /// A network input side below `min` (32: the deepest taps have stride 16).
+    #[error("image size must be at least {min} (the deepest taps have stride 16), got {got}")]
+    ImageTooSmall {
+        /// Asked for.
+        got: usize,
+        /// The smallest allowed.
+        min: usize,
+    },
+    /// A network input side above `max` ([`crate::MAX_IMAGE_SIZE`]).
     #[error(
-        "image size must be 32 to {max} (the deepest taps have stride 16; MVTec AD's largest \
-         images are 1024², the thesis trains at 224), got {0}",
-        max = crate::model::MAX_IMAGE_SIZE
+        "image size must be at most {max} (MVTec AD's largest images are 1024²; the thesis \
+         trains at 224), got {got}"
     )]
-    ImageSize(usize),
+    ImageTooLarge {
+        /// Asked for.
+        got: usize,
+        /// The largest allowed.
+        max: usize,
+    },
     /// The embedded teacher asked for with another architecture than the TF-padded
     /// MobileNetV2.
     #[error(

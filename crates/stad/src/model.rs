@@ -28,6 +28,10 @@ pub enum TeacherWeights {
 /// square: [`crate::memory`] estimates what a configuration needs.
 pub const MAX_IMAGE_SIZE: usize = 2048;
 
+/// The smallest network input side [`ModelConfig::check`] accepts: the deepest taps have
+/// stride 16, so 32 leaves them 2×2.
+pub const MIN_IMAGE_SIZE: usize = 32;
+
 /// The students' seed of [`ModelConfig::init`] (the thesis' seed; [`crate::TrainConfig::seed`]
 /// is the same by default).
 pub const DEFAULT_SEED: u64 = 42;
@@ -77,8 +81,17 @@ impl ModelConfig {
     /// The [`ConfigError`] of the first setting out of range.
     pub fn check(&self) -> Result<(), ConfigError> {
         self.method.check()?;
-        if !(32..=MAX_IMAGE_SIZE).contains(&self.image_size) {
-            return Err(ConfigError::ImageSize(self.image_size));
+        if self.image_size < MIN_IMAGE_SIZE {
+            return Err(ConfigError::ImageTooSmall {
+                got: self.image_size,
+                min: MIN_IMAGE_SIZE,
+            });
+        }
+        if self.image_size > MAX_IMAGE_SIZE {
+            return Err(ConfigError::ImageTooLarge {
+                got: self.image_size,
+                max: MAX_IMAGE_SIZE,
+            });
         }
         if let Some(s) = self.smoothing_sigma
             && !(s.is_finite() && s > 0.0)

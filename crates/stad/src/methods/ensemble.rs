@@ -26,12 +26,17 @@ pub const MAX_STUDENTS: usize = 64;
 /// Checks the number of students, `2..=MAX_STUDENTS`.
 ///
 /// # Errors
-/// [`ConfigError::EnsembleSize`] outside that range.
+/// [`ConfigError::TooFewStudents`] / [`ConfigError::TooManyStudents`] outside that range.
 pub fn check(students: usize) -> Result<(), ConfigError> {
-    if (2..=MAX_STUDENTS).contains(&students) {
-        Ok(())
+    if students < 2 {
+        Err(ConfigError::TooFewStudents(students))
+    } else if students > MAX_STUDENTS {
+        Err(ConfigError::TooManyStudents {
+            got: students,
+            max: MAX_STUDENTS,
+        })
     } else {
-        Err(ConfigError::EnsembleSize(students))
+        Ok(())
     }
 }
 

@@ -121,8 +121,8 @@ impl MethodConfig {
     /// Checks the method's own settings.
     ///
     /// # Errors
-    /// [`ConfigError::EnsembleSize`] for fewer than 2 or more than [`ensemble::MAX_STUDENTS`]
-    /// students; [`ConfigError::ZeroWidth`] for a zero Simple-Student width.
+    /// [`ConfigError::TooFewStudents`] / [`ConfigError::TooManyStudents`] for fewer than 2 or
+    /// more than [`ensemble::MAX_STUDENTS`] students; [`ConfigError::ZeroWidth`] for a zero Simple-Student width.
     pub fn check(&self) -> Result<(), ConfigError> {
         match self {
             Self::Stfpm => Ok(()),
@@ -211,11 +211,14 @@ mod tests {
     fn impossible_settings_are_typed_errors() {
         assert_eq!(
             MethodConfig::ensemble(1).check(),
-            Err(ConfigError::EnsembleSize(1))
+            Err(ConfigError::TooFewStudents(1))
         );
         assert_eq!(
             MethodConfig::ensemble(ensemble::MAX_STUDENTS + 1).check(),
-            Err(ConfigError::EnsembleSize(ensemble::MAX_STUDENTS + 1))
+            Err(ConfigError::TooManyStudents {
+                got: ensemble::MAX_STUDENTS + 1,
+                max: ensemble::MAX_STUDENTS
+            })
         );
         let zero = MethodConfig::SimpleStudent {
             widths: [32, 0, 128, 256],
