@@ -7,9 +7,9 @@ use burn::prelude::*;
 
 use crate::error::Result;
 use crate::mobilenet::{MobileNetV2, MobileNetV2Config, feature_stride};
-use crate::normalization::{IMAGENET, Normalization, TF_MOBILENET};
 use crate::resnet::{ResNet, ResNetArch, ResNetConfig};
 use crate::weights::{KeyTarget, LoadReport, StateDict, TorchvisionKeys, load_torchvision};
+use stad_data::Normalization;
 
 /// Configuration of any backbone of this crate.
 #[derive(Config, Debug, PartialEq, Eq)]
@@ -60,8 +60,8 @@ impl BackboneConfig {
     /// torchvision backbones, `(x − 0.5) / 0.5`-like TF scaling for a TF-padded MobileNetV2.
     pub fn default_normalization(&self) -> Normalization {
         match self {
-            Self::MobileNetV2(c) if c.tf_padding => TF_MOBILENET,
-            _ => IMAGENET,
+            Self::MobileNetV2(c) if c.tf_padding => Normalization::TF_MOBILENET,
+            _ => Normalization::IMAGENET,
         }
     }
 

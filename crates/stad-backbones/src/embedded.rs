@@ -5,7 +5,7 @@
 //! mapped onto torchvision's `mobilenet_v2` layout. It is the only pretrained backbone that
 //! can be had offline, so stad ships it: a fresh clone gives meaningful anomaly maps with no
 //! network. It needs TF "same" padding on its stride-2 convolutions and the TF input scaling
-//! ([`crate::TF_MOBILENET`]). The bytes are compiled in with the default `embedded-teacher`
+//! ([`crate::Normalization::TF_MOBILENET`]). The bytes are compiled in with the default `embedded-teacher`
 //! feature.
 
 use burn::prelude::*;

@@ -39,7 +39,6 @@ pub mod embedded;
 pub mod error;
 mod layers;
 pub mod mobilenet;
-pub mod normalization;
 pub mod resnet;
 pub mod teacher;
 pub mod weights;
@@ -51,7 +50,8 @@ pub use layers::{
     channel_affine, channel_affine_activation,
 };
 pub use mobilenet::{InvertedResidual, MobileNetV2, MobileNetV2Config};
-pub use normalization::{IMAGENET, Normalization, TF_MOBILENET};
 pub use resnet::{ResNet, ResNetArch, ResNetConfig, ResNetStage, ResidualBlock};
+/// The input normalisation type, shared with the data pipeline (stad-data owns it).
+pub use stad_data::Normalization;
 pub use teacher::FrozenTeacher;
 pub use weights::{KeyTarget, LoadReport, StateDict, TorchvisionKeys, load_torchvision};

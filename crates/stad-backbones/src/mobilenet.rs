@@ -23,6 +23,13 @@ pub const INVERTED_RESIDUAL_SETTINGS: [(usize, usize, usize, usize); 7] = [
 /// Index of the last `features` entry (the 1×1 conv to 1280 channels).
 pub const LAST_FEATURE: usize = 18;
 
+/// The largest expansion ratio accepted (torchvision's is 6; 64 already gives 20 480-wide
+/// hidden layers in the last blocks). Bounds what a corrupt or hostile config can allocate.
+pub const MAX_EXPANSION: usize = 64;
+
+/// The most classes a classifier head may have (ImageNet-21k has 21 841).
+pub const MAX_CLASSES: usize = 100_000;
+
 /// Configuration of a [`MobileNetV2`].
 #[derive(Config, Debug, PartialEq, Eq)]
 pub struct MobileNetV2Config {
@@ -135,10 +142,18 @@ impl MobileNetV2Config {
                 "MobileNetV2 tap {t} out of range: features has indices 0..={LAST_FEATURE}"
             )));
         }
-        if self.expansion == Some(0) {
-            return Err(BackboneError::InvalidConfig(
-                "expansion ratio must be positive".into(),
-            ));
+        if let Some(e) = self.expansion
+            && !(1..=MAX_EXPANSION).contains(&e)
+        {
+            return Err(BackboneError::InvalidConfig(format!(
+                "expansion ratio must be in 1..={MAX_EXPANSION}, got {e}"
+            )));
+        }
+        if self.classifier && !(1..=MAX_CLASSES).contains(&self.num_classes) {
+            return Err(BackboneError::InvalidConfig(format!(
+                "num_classes must be in 1..={MAX_CLASSES}, got {}",
+                self.num_classes
+            )));
         }
         Ok(())
     }
@@ -440,6 +455,26 @@ mod tests {
         let config = MobileNetV2Config::new().with_taps(vec![19]);
         assert!(matches!(
             config.init::<Flex>(&Default::default()),
+            Err(BackboneError::InvalidConfig(_))
+        ));
+    }
+
+    #[test]
+    fn expansion_and_classes_are_bounded() {
+        for expansion in [0, MAX_EXPANSION + 1, usize::MAX] {
+            let config = MobileNetV2Config::new().with_expansion(Some(expansion));
+            assert!(
+                matches!(config.validate(), Err(BackboneError::InvalidConfig(_))),
+                "expansion {expansion}"
+            );
+        }
+        let largest = MobileNetV2Config::new().with_expansion(Some(MAX_EXPANSION));
+        assert!(largest.validate().is_ok());
+        let classes = MobileNetV2Config::new()
+            .with_classifier(true)
+            .with_num_classes(0);
+        assert!(matches!(
+            classes.validate(),
             Err(BackboneError::InvalidConfig(_))
         ));
     }

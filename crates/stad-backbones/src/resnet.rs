@@ -17,7 +17,12 @@ use crate::error::{BackboneError, Result};
 use crate::layers::{
     ConvBn, ConvBnConfig, add_activation, batch_norm, batch_norm_activation, kaiming_fan_out,
 };
+use crate::mobilenet::MAX_CLASSES;
 use crate::weights::{KeyTarget, TorchvisionKeys};
+
+/// The widest inner width accepted for a block (ResNet-50's widest is 512, its outputs
+/// 2048). Bounds what a corrupt or hostile config can allocate.
+pub const MAX_INNER_WIDTH: usize = 4096;
 
 /// The ResNet variants of torchvision that this crate builds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -241,16 +246,17 @@ impl ResNetConfig {
             ));
         }
         if let Some(w) = self.inner_widths
-            && w.contains(&0)
+            && w.iter().any(|w| !(1..=MAX_INNER_WIDTH).contains(w))
         {
             return Err(BackboneError::InvalidConfig(format!(
-                "inner widths must be positive, got {w:?}"
+                "inner widths must be in 1..={MAX_INNER_WIDTH}, got {w:?}"
             )));
         }
-        if self.classifier && self.num_classes == 0 {
-            return Err(BackboneError::InvalidConfig(
-                "num_classes must be positive".into(),
-            ));
+        if self.classifier && !(1..=MAX_CLASSES).contains(&self.num_classes) {
+            return Err(BackboneError::InvalidConfig(format!(
+                "num_classes must be in 1..={MAX_CLASSES}, got {}",
+                self.num_classes
+            )));
         }
         Ok(())
     }
@@ -481,6 +487,24 @@ mod tests {
         let zero = ResNetConfig::new(ResNetArch::ResNet18).with_inner_widths(Some([0, 1, 1, 1]));
         assert!(matches!(
             zero.init::<Flex>(&device),
+            Err(BackboneError::InvalidConfig(_))
+        ));
+        // Upper bounds: a corrupt header's huge width is refused before anything is allocated.
+        let huge = ResNetConfig::new(ResNetArch::ResNet18).with_inner_widths(Some([
+            1,
+            1,
+            MAX_INNER_WIDTH + 1,
+            1,
+        ]));
+        assert!(matches!(
+            huge.validate(),
+            Err(BackboneError::InvalidConfig(_))
+        ));
+        let classes = ResNetConfig::new(ResNetArch::ResNet18)
+            .with_classifier(true)
+            .with_num_classes(MAX_CLASSES + 1);
+        assert!(matches!(
+            classes.validate(),
             Err(BackboneError::InvalidConfig(_))
         ));
     }

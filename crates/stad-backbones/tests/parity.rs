@@ -59,6 +59,34 @@ fn resnet18_teacher_matches_torchvision_safetensors() {
     }
 }
 
+/// The thesis' teacher: torchvision's ImageNet ResNet18 to layer3 (BatchNorm folded), a
+/// partial state dict, gives PyTorch's layer1/2/3 features (issue 11, part 1).
+#[test]
+fn resnet18_imagenet_teacher_matches_torchvision() {
+    let device = Default::default();
+    let mut net = BackboneConfig::resnet18().init::<B>(&device).unwrap();
+    let weights = stad_testutil::shared_dir()
+        .join("weights/resnet18_imagenet_to_layer3_bnfolded.safetensors");
+    let report = net.load_torchvision_file(weights).unwrap();
+    // int64 num_batches_tracked is the only thing the file has that is not applied.
+    assert!(
+        report
+            .skipped_not_built
+            .iter()
+            .all(|k| k.ends_with("num_batches_tracked")),
+        "{:?}",
+        report.skipped_not_built
+    );
+    let maps = net.forward_features(input(&device));
+    for (map, name) in maps.into_iter().zip([
+        "resnet18_imagenet_layer1.npy",
+        "resnet18_imagenet_layer2.npy",
+        "resnet18_imagenet_layer3.npy",
+    ]) {
+        assert_close(name, map, 1e-4);
+    }
+}
+
 #[test]
 fn resnet18_student_matches_torchvision_pth() {
     let device = Default::default();

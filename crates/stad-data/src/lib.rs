@@ -76,6 +76,7 @@
 //! Nothing beyond the workspace's: the PRNG ([`SplitMix64`]) and the resize filter are
 //! hand-written, so that seeded orders and resized pixels are fully specified here.
 
+pub mod atomic;
 pub mod error;
 pub mod folder;
 pub mod loader;

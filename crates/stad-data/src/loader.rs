@@ -19,28 +19,40 @@ use std::sync::{Arc, OnceLock};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
 use crate::preprocess::{PreparedSample, PreprocessConfig, prepare_sample};
 use crate::sample::{Label, Sample};
 use crate::split::{derive_seed, permutation};
 
-/// How a [`BatchLoader`] batches.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// How a [`BatchLoader`] batches (a burn `Config`: `LoaderConfig::new()` is the default,
+/// `with_*` set fields).
+///
+/// ```
+/// use stad_data::LoaderConfig;
+/// let config = LoaderConfig::new().with_batch_size(32).with_shuffle(true).with_seed(42);
+/// assert_eq!((config.batch_size, config.prefetch), (32, 1));
+/// ```
+#[derive(burn::config::Config, Debug, PartialEq, Eq)]
 pub struct LoaderConfig {
     /// Samples per batch (default 8).
+    #[config(default = 8)]
     pub batch_size: usize,
     /// Shuffle the order each epoch (default `false`: file order).
+    #[config(default = false)]
     pub shuffle: bool,
     /// Seed of the shuffles; epoch `e` uses `derive_seed(seed, e)` (default 0).
+    #[config(default = 0)]
     pub seed: u64,
     /// Drop a last batch smaller than `batch_size` (default `false`).
+    #[config(default = false)]
     pub drop_last: bool,
     /// Batches prepared ahead on a background thread (default 1; 0 = prepare each batch
     /// when it is asked for, on the calling thread).
+    #[config(default = 1)]
     pub prefetch: usize,
     /// Keep preprocessed samples in memory after their first load (default `false`).
+    #[config(default = false)]
     pub cache: bool,
     /// Threads that decode in parallel: `None` (default) uses rayon's global pool, `Some(n)`
     /// a private pool of `n` threads (`Some(1)`: sequential).
@@ -48,26 +60,9 @@ pub struct LoaderConfig {
 }
 
 impl Default for LoaderConfig {
+    /// [`LoaderConfig::new`].
     fn default() -> Self {
-        LoaderConfig {
-            batch_size: 8,
-            shuffle: false,
-            seed: 0,
-            drop_last: false,
-            prefetch: 1,
-            cache: false,
-            num_threads: None,
-        }
-    }
-}
-
-impl LoaderConfig {
-    /// The default configuration with another batch size.
-    pub fn with_batch_size(batch_size: usize) -> Self {
-        LoaderConfig {
-            batch_size,
-            ..LoaderConfig::default()
-        }
+        Self::new()
     }
 }
 

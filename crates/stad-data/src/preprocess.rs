@@ -40,7 +40,9 @@ pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 /// The default side of the square network input.
 pub const DEFAULT_IMAGE_SIZE: usize = 224;
 
-/// Per-channel normalisation `(x − mean) / std` of `[0, 1]` RGB values.
+/// Per-channel normalisation `(x − mean) / std` of `[0, 1]` RGB values: the input statistics
+/// a backbone's weights were trained with (the one type of the workspace; stad-backbones
+/// names its teachers' with it).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Normalization {
     /// Per-channel mean (R, G, B).
@@ -55,6 +57,12 @@ impl Normalization {
         mean: IMAGENET_MEAN,
         std: IMAGENET_STD,
     };
+    /// TensorFlow / TFLite MobileNet input scaling `(x·255 − 128) / 128`, i.e.
+    /// mean = std = 128/255 (the embedded MobileNetV2 teacher's).
+    pub const TF_MOBILENET: Normalization = Normalization {
+        mean: [128.0 / 255.0; 3],
+        std: [128.0 / 255.0; 3],
+    };
     /// No normalisation: values stay in `[0, 1]`.
     pub const IDENTITY: Normalization = Normalization {
         mean: [0.0; 3],
@@ -64,6 +72,11 @@ impl Normalization {
     /// Normalisation with the given statistics.
     pub const fn new(mean: [f32; 3], std: [f32; 3]) -> Self {
         Normalization { mean, std }
+    }
+
+    /// Normalises one value of `channel`: `(value − mean) / std`.
+    pub fn apply(&self, channel: usize, value: f32) -> f32 {
+        (value - self.mean[channel]) / self.std[channel]
     }
 
     /// Maps normalised values back to `[0, 1]` (for visualisation).
@@ -79,38 +92,38 @@ impl Default for Normalization {
     }
 }
 
-/// How images and masks are turned into network input.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// How images and masks are turned into network input (a burn `Config`).
+///
+/// ```
+/// use stad_data::{Normalization, PreprocessConfig};
+/// let config = PreprocessConfig::square(256).with_normalization(Normalization::TF_MOBILENET);
+/// assert_eq!((config.height, config.width), (256, 256));
+/// assert_eq!(PreprocessConfig::new(), PreprocessConfig::square(224));
+/// ```
+#[derive(burn::config::Config, Debug, Copy, PartialEq)]
 pub struct PreprocessConfig {
     /// Output height in pixels (default 224).
+    #[config(default = "DEFAULT_IMAGE_SIZE")]
     pub height: usize,
     /// Output width in pixels (default 224).
+    #[config(default = "DEFAULT_IMAGE_SIZE")]
     pub width: usize,
     /// Per-channel normalisation (default ImageNet).
+    #[config(default = "Normalization::IMAGENET")]
     pub normalization: Normalization,
 }
 
 impl Default for PreprocessConfig {
-    /// 224 × 224, ImageNet normalisation.
+    /// 224 × 224, ImageNet normalisation ([`PreprocessConfig::new`]).
     fn default() -> Self {
-        PreprocessConfig::square(DEFAULT_IMAGE_SIZE)
+        Self::new()
     }
 }
 
 impl PreprocessConfig {
     /// A square `size × size` output with ImageNet normalisation (224 and 256 are common).
     pub fn square(size: usize) -> Self {
-        PreprocessConfig {
-            height: size,
-            width: size,
-            normalization: Normalization::IMAGENET,
-        }
-    }
-
-    /// The same configuration with another normalisation.
-    pub fn with_normalization(mut self, normalization: Normalization) -> Self {
-        self.normalization = normalization;
-        self
+        Self::new().with_height(size).with_width(size)
     }
 
     /// Checks that the size is positive and the standard deviations are positive and finite.
@@ -552,6 +565,22 @@ mod tests {
             height: h,
             width: w,
             normalization: Normalization::IDENTITY,
+        }
+    }
+
+    #[test]
+    fn tf_scaling_maps_0_and_1_to_about_minus_1_and_1() {
+        let tf = Normalization::TF_MOBILENET;
+        assert!((tf.apply(0, 0.0) + 1.0).abs() < 1e-6);
+        assert!((tf.apply(0, 1.0) - 127.0 / 128.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn imagenet_mean_maps_to_zero_and_back() {
+        let n = Normalization::IMAGENET;
+        for c in 0..3 {
+            assert_eq!(n.apply(c, n.mean[c]), 0.0);
+            assert!((n.denormalize(c, n.apply(c, 0.7)) - 0.7).abs() < 1e-6);
         }
     }
 

@@ -20,7 +20,7 @@ fn load_all(samples: Vec<Sample>) -> stad_data::Result<()> {
     let loader = BatchLoader::new(
         samples,
         PreprocessConfig::square(16),
-        LoaderConfig::with_batch_size(4),
+        LoaderConfig::new().with_batch_size(4),
     )?;
     for b in loader.host_batches(0) {
         b?;
@@ -250,7 +250,7 @@ fn anomalous_image_without_mask() {
     let loader = BatchLoader::new(
         ds.test.clone(),
         PreprocessConfig::square(8),
-        LoaderConfig::with_batch_size(8),
+        LoaderConfig::new().with_batch_size(8),
     )
     .unwrap();
     let b = loader.load_batch(&[0, 1, 2, 3]).unwrap();
@@ -346,7 +346,12 @@ fn odd_colour_types_and_sizes_become_three_channels() {
         width: 32,
         normalization: stad_data::Normalization::IDENTITY,
     };
-    let loader = BatchLoader::new(ds.train.clone(), cfg, LoaderConfig::with_batch_size(5)).unwrap();
+    let loader = BatchLoader::new(
+        ds.train.clone(),
+        cfg,
+        LoaderConfig::new().with_batch_size(5),
+    )
+    .unwrap();
     let device = Default::default();
     let batch = loader
         .batches::<burn::backend::Flex>(0, &device)
@@ -462,7 +467,7 @@ fn invalid_loader_configs() {
         BatchLoader::new(
             s.clone(),
             PreprocessConfig::default(),
-            LoaderConfig::with_batch_size(0)
+            LoaderConfig::new().with_batch_size(0)
         ),
         Err(DataError::InvalidConfig(_))
     ));
@@ -524,7 +529,7 @@ fn dropping_a_prefetching_iterator_early_does_not_hang() {
     let plain = BatchLoader::new(
         ds.train,
         PreprocessConfig::square(8),
-        LoaderConfig::with_batch_size(2),
+        LoaderConfig::new().with_batch_size(2),
     )
     .unwrap();
     let a: Vec<_> = loader.host_batches(0).map(Result::unwrap).collect();

@@ -68,13 +68,13 @@ fn synthetic_data_is_identical_across_generations() {
     let la = BatchLoader::new(
         a.test,
         PreprocessConfig::square(32),
-        LoaderConfig::with_batch_size(64),
+        LoaderConfig::new().with_batch_size(64),
     )
     .unwrap();
     let lb = BatchLoader::new(
         b.test,
         PreprocessConfig::square(32),
-        LoaderConfig::with_batch_size(64),
+        LoaderConfig::new().with_batch_size(64),
     )
     .unwrap();
     let ba = la.load_batch(&(0..la.len()).collect::<Vec<_>>()).unwrap();

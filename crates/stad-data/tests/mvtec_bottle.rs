@@ -87,7 +87,7 @@ fn test_masks_are_binary_and_nominal_masks_zero() {
     let loader = BatchLoader::new(
         ds.test.clone(),
         PreprocessConfig::default(),
-        LoaderConfig::with_batch_size(16),
+        LoaderConfig::new().with_batch_size(16),
     )
     .unwrap();
     let mut seen = 0;

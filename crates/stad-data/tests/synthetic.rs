@@ -12,7 +12,7 @@ fn synthetic_batches_have_the_right_shapes_and_masks() {
     let loader = BatchLoader::new(
         ds.test.clone(),
         PreprocessConfig::square(48),
-        LoaderConfig::with_batch_size(5),
+        LoaderConfig::new().with_batch_size(5),
     )
     .unwrap();
     let device = Default::default();

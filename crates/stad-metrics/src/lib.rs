@@ -56,6 +56,7 @@
 mod auroc;
 mod curves;
 mod error;
+mod evaluation;
 mod input;
 pub mod pro;
 mod segmentation;
@@ -66,6 +67,7 @@ mod threshold;
 pub use auroc::{DefectAuroc, image_auroc, per_defect_image_auroc, pixel_auroc};
 pub use curves::{PrCurve, RocCurve, aupr, precision_recall_curve, roc_curve};
 pub use error::{MetricsError, Result};
+pub use evaluation::{AU_PRO_LIMIT, Evaluation};
 pub use input::{Label, MapShape, Score};
 pub use pro::{Connectivity, ProCurve, Regions, au_pro, au_pro_with, label_regions, pro_curve};
 pub use segmentation::{Overlap, SegmentationScores, dice, iou, segmentation_scores};

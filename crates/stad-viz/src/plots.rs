@@ -470,7 +470,7 @@ mod tests {
     fn roc_plot_of_one_class_has_no_curve_and_empty_input_is_an_error() {
         let mut r = sample_record("stfpm", "bottle", 0);
         r.scores.retain(|s| !s.anomalous);
-        r.n_test = r.scores.len();
+        r.evaluation.n_test = r.scores.len();
         let img = roc_plot("bottle", &[&r]).unwrap();
         assert_eq!(img.dimensions(), (640, 480));
         // Only the legend's sample line has the method's colour.

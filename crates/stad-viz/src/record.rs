@@ -4,16 +4,22 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Deserializer, Serialize};
+use stad_metrics::{DefectAuroc, Evaluation, F1Threshold};
 
 use crate::error::{Result, VizError};
 use crate::fsutil::{io_err, write_atomic};
 
-/// The evaluation of one method on one category's test set (one `stad eval --json` file).
+/// The evaluation of one method on one category's test set (one `stad eval --json` file):
+/// what was evaluated, the library's [`Evaluation`] unchanged, the deployed threshold and
+/// every image's score.
 ///
-/// Every metric is in `[0, 1]`. JSON has no NaN: `serde_json` writes a NaN as `null`, and this
-/// type reads a `null` number back as NaN, so that [`EvalRecord::validate`] (not the parser)
-/// reports it, naming the field.
+/// In JSON the evaluation's fields sit flat beside the others, its F1 threshold as
+/// `image_f1`, `image_precision`, `image_recall` and `image_threshold`. Every metric is in
+/// `[0, 1]`. JSON has no NaN: `serde_json` writes a NaN as `null`, and this type reads a
+/// `null` number back as NaN, so that [`EvalRecord::validate`] (not the parser) reports it,
+/// naming the field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "RecordJson", into = "RecordJson")]
 pub struct EvalRecord {
     /// The method: `"stfpm"`, `"ensemble"`, `"simple"` (others are allowed).
     pub method: String,
@@ -21,50 +27,108 @@ pub struct EvalRecord {
     pub category: String,
     /// The teacher network, e.g. `"mobilenet_v2 (embedded ImageNet)"`.
     pub teacher: String,
-    /// Number of test images.
-    pub n_test: usize,
-    /// Image-level AUROC.
-    #[serde(deserialize_with = "nullable_f64")]
-    pub image_auroc: f64,
-    /// Pixel-level AUROC.
-    #[serde(deserialize_with = "nullable_f64")]
-    pub pixel_auroc: f64,
-    /// AU-PRO integrated to FPR 0.3, normalised to `[0, 1]`.
-    #[serde(deserialize_with = "nullable_f64")]
-    pub au_pro: f64,
-    /// Image-level F1 at [`EvalRecord::image_threshold`].
-    #[serde(deserialize_with = "nullable_f64")]
-    pub image_f1: f64,
-    /// Image-level precision at [`EvalRecord::image_threshold`].
-    #[serde(deserialize_with = "nullable_f64")]
-    pub image_precision: f64,
-    /// Image-level recall at [`EvalRecord::image_threshold`].
-    #[serde(deserialize_with = "nullable_f64")]
-    pub image_recall: f64,
-    /// The image-level F1-optimal threshold on the test set (the thesis' choice).
-    #[serde(deserialize_with = "nullable_f64")]
-    pub image_threshold: f64,
-    /// Dice of `map ≥ image_threshold` against the ground-truth masks, over all pixels.
-    #[serde(deserialize_with = "nullable_f64")]
-    pub dice: f64,
-    /// Mean Dice over the anomalous images.
-    #[serde(deserialize_with = "nullable_f64")]
-    pub dice_mean_anomalous: f64,
-    /// IoU of `map ≥ image_threshold`, over all pixels.
-    #[serde(deserialize_with = "nullable_f64")]
-    pub iou: f64,
-    /// Image AUROC of each defect type against the good images.
-    pub per_defect: Vec<stad_metrics::DefectAuroc>,
-    /// Throughput of the evaluation run.
-    #[serde(deserialize_with = "nullable_f64")]
-    pub images_per_second: f64,
+    /// The metrics (the image-level F1-optimal threshold on the test set is the thesis'
+    /// choice for Dice and IoU).
+    pub evaluation: Evaluation,
     /// The run's deployed threshold (set from held-out nominal images).
-    #[serde(deserialize_with = "nullable_f64")]
     pub detector_threshold: f64,
     /// Where [`EvalRecord::detector_threshold`] comes from (free text).
     pub detector_threshold_source: String,
     /// Every test image's score, in test order.
     pub scores: Vec<ImageScore>,
+}
+
+/// The JSON layout of an [`EvalRecord`]: flat, as `stad eval --json` has always written it.
+#[derive(Serialize, Deserialize)]
+struct RecordJson {
+    method: String,
+    category: String,
+    teacher: String,
+    n_test: usize,
+    #[serde(deserialize_with = "nullable_f64")]
+    image_auroc: f64,
+    #[serde(deserialize_with = "nullable_f64")]
+    pixel_auroc: f64,
+    #[serde(deserialize_with = "nullable_f64")]
+    au_pro: f64,
+    #[serde(deserialize_with = "nullable_f64")]
+    image_f1: f64,
+    #[serde(deserialize_with = "nullable_f64")]
+    image_precision: f64,
+    #[serde(deserialize_with = "nullable_f64")]
+    image_recall: f64,
+    #[serde(deserialize_with = "nullable_f64")]
+    image_threshold: f64,
+    #[serde(deserialize_with = "nullable_f64")]
+    dice: f64,
+    #[serde(deserialize_with = "nullable_f64")]
+    dice_mean_anomalous: f64,
+    #[serde(deserialize_with = "nullable_f64")]
+    iou: f64,
+    per_defect: Vec<DefectAuroc>,
+    #[serde(deserialize_with = "nullable_f64")]
+    images_per_second: f64,
+    #[serde(deserialize_with = "nullable_f64")]
+    detector_threshold: f64,
+    detector_threshold_source: String,
+    scores: Vec<ImageScore>,
+}
+
+impl From<RecordJson> for EvalRecord {
+    fn from(j: RecordJson) -> Self {
+        EvalRecord {
+            method: j.method,
+            category: j.category,
+            teacher: j.teacher,
+            evaluation: Evaluation {
+                n_test: j.n_test,
+                image_auroc: j.image_auroc,
+                pixel_auroc: j.pixel_auroc,
+                au_pro: j.au_pro,
+                image_f1: F1Threshold {
+                    threshold: j.image_threshold,
+                    precision: j.image_precision,
+                    recall: j.image_recall,
+                    f1: j.image_f1,
+                },
+                dice: j.dice,
+                dice_mean_anomalous: j.dice_mean_anomalous,
+                iou: j.iou,
+                per_defect: j.per_defect,
+                images_per_second: j.images_per_second,
+            },
+            detector_threshold: j.detector_threshold,
+            detector_threshold_source: j.detector_threshold_source,
+            scores: j.scores,
+        }
+    }
+}
+
+impl From<EvalRecord> for RecordJson {
+    fn from(r: EvalRecord) -> Self {
+        let e = r.evaluation;
+        RecordJson {
+            method: r.method,
+            category: r.category,
+            teacher: r.teacher,
+            n_test: e.n_test,
+            image_auroc: e.image_auroc,
+            pixel_auroc: e.pixel_auroc,
+            au_pro: e.au_pro,
+            image_f1: e.image_f1.f1,
+            image_precision: e.image_f1.precision,
+            image_recall: e.image_f1.recall,
+            image_threshold: e.image_f1.threshold,
+            dice: e.dice,
+            dice_mean_anomalous: e.dice_mean_anomalous,
+            iou: e.iou,
+            per_defect: e.per_defect,
+            images_per_second: e.images_per_second,
+            detector_threshold: r.detector_threshold,
+            detector_threshold_source: r.detector_threshold_source,
+            scores: r.scores,
+        }
+    }
 }
 
 /// The anomaly score of one test image.
@@ -106,31 +170,32 @@ impl EvalRecord {
         if self.category.trim().is_empty() {
             return Err("category is empty".into());
         }
+        let e = &self.evaluation;
         let unit = [
-            ("image_auroc", self.image_auroc),
-            ("pixel_auroc", self.pixel_auroc),
-            ("au_pro", self.au_pro),
-            ("image_f1", self.image_f1),
-            ("image_precision", self.image_precision),
-            ("image_recall", self.image_recall),
-            ("dice", self.dice),
-            ("dice_mean_anomalous", self.dice_mean_anomalous),
-            ("iou", self.iou),
+            ("image_auroc", e.image_auroc),
+            ("pixel_auroc", e.pixel_auroc),
+            ("au_pro", e.au_pro),
+            ("image_f1", e.image_f1.f1),
+            ("image_precision", e.image_f1.precision),
+            ("image_recall", e.image_f1.recall),
+            ("dice", e.dice),
+            ("dice_mean_anomalous", e.dice_mean_anomalous),
+            ("iou", e.iou),
         ];
         for (name, value) in unit {
             check_unit(name, value)?;
         }
-        for d in &self.per_defect {
+        for d in &e.per_defect {
             check_unit(&format!("per_defect[{:?}].auroc", d.defect_type), d.auroc)?;
         }
-        if !(self.images_per_second.is_finite() && self.images_per_second >= 0.0) {
+        if !(e.images_per_second.is_finite() && e.images_per_second >= 0.0) {
             return Err(format!(
                 "images_per_second = {} is not a finite number >= 0",
-                self.images_per_second
+                e.images_per_second
             ));
         }
         for (name, value) in [
-            ("image_threshold", self.image_threshold),
+            ("image_threshold", e.image_f1.threshold),
             ("detector_threshold", self.detector_threshold),
         ] {
             if !value.is_finite() {
@@ -140,11 +205,11 @@ impl EvalRecord {
         if self.scores.is_empty() {
             return Err("scores is empty".into());
         }
-        if self.scores.len() != self.n_test {
+        if self.scores.len() != e.n_test {
             return Err(format!(
                 "scores has {} entries but n_test is {}",
                 self.scores.len(),
-                self.n_test
+                e.n_test
             ));
         }
         if let Some((i, s)) = self
@@ -254,19 +319,23 @@ pub(crate) mod tests {
             method: method.into(),
             category: category.into(),
             teacher: "mobilenet_v2 (embedded ImageNet)".into(),
-            n_test: scores.len(),
-            image_auroc: auroc,
-            pixel_auroc: 0.9 - s,
-            au_pro: 0.8 - s,
-            image_f1: 0.85 - s,
-            image_precision: 0.8,
-            image_recall: 0.9,
-            image_threshold: 0.33,
-            dice: 0.5 - s,
-            dice_mean_anomalous: 0.45,
-            iou: 0.35,
-            per_defect,
-            images_per_second: 120.0,
+            evaluation: Evaluation {
+                n_test: scores.len(),
+                image_auroc: auroc,
+                pixel_auroc: 0.9 - s,
+                au_pro: 0.8 - s,
+                image_f1: F1Threshold {
+                    threshold: 0.33,
+                    precision: 0.8,
+                    recall: 0.9,
+                    f1: 0.85 - s,
+                },
+                dice: 0.5 - s,
+                dice_mean_anomalous: 0.45,
+                iou: 0.35,
+                per_defect,
+                images_per_second: 120.0,
+            },
             detector_threshold: 0.45,
             detector_threshold_source: "99% quantile of 20 held-out good images".into(),
             scores,
@@ -331,7 +400,7 @@ pub(crate) mod tests {
     fn nan_metric_is_an_invalid_record_naming_file_and_field() {
         let dir = tempfile::tempdir().unwrap();
         let mut r = sample_record("stfpm", "bottle", 0);
-        r.pixel_auroc = f64::NAN;
+        r.evaluation.pixel_auroc = f64::NAN;
         let path = dir.path().join("nan.json");
         write_record(&r, &path).unwrap();
         assert!(
@@ -367,12 +436,15 @@ pub(crate) mod tests {
         let base = sample_record("stfpm", "bottle", 0);
         type Edit = Box<dyn Fn(&mut EvalRecord)>;
         let cases: Vec<(Edit, &str)> = vec![
-            (Box::new(|r| r.image_auroc = 1.5), "image_auroc"),
-            (Box::new(|r| r.iou = -0.1), "iou"),
-            (Box::new(|r| r.au_pro = f64::INFINITY), "au_pro"),
-            (Box::new(|r| r.per_defect[0].auroc = f64::NAN), "per_defect"),
+            (Box::new(|r| r.evaluation.image_auroc = 1.5), "image_auroc"),
+            (Box::new(|r| r.evaluation.iou = -0.1), "iou"),
+            (Box::new(|r| r.evaluation.au_pro = f64::INFINITY), "au_pro"),
             (
-                Box::new(|r| r.images_per_second = -1.0),
+                Box::new(|r| r.evaluation.per_defect[0].auroc = f64::NAN),
+                "per_defect",
+            ),
+            (
+                Box::new(|r| r.evaluation.images_per_second = -1.0),
                 "images_per_second",
             ),
             (
@@ -380,15 +452,15 @@ pub(crate) mod tests {
                 "detector_threshold",
             ),
             (
-                Box::new(|r| r.image_threshold = f64::NEG_INFINITY),
+                Box::new(|r| r.evaluation.image_f1.threshold = f64::NEG_INFINITY),
                 "image_threshold",
             ),
-            (Box::new(|r| r.n_test = 9), "n_test"),
+            (Box::new(|r| r.evaluation.n_test = 9), "n_test"),
             (Box::new(|r| r.scores[3].score = f64::NAN), "scores[3]"),
             (
                 Box::new(|r| {
                     r.scores.clear();
-                    r.n_test = 0;
+                    r.evaluation.n_test = 0;
                 }),
                 "scores is empty",
             ),

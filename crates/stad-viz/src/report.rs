@@ -229,11 +229,11 @@ fn render_markdown(
             escape_md(&r.category),
             escape_md(method_title(&r.method)),
             escape_md(&r.teacher),
-            r.n_test,
-            r.images_per_second,
-            r.image_precision,
-            r.image_recall,
-            format_value(r.image_threshold),
+            r.evaluation.n_test,
+            r.evaluation.images_per_second,
+            r.evaluation.image_f1.precision,
+            r.evaluation.image_f1.recall,
+            format_value(r.evaluation.image_f1.threshold),
             format_value(r.detector_threshold),
             escape_md(&r.detector_threshold_source),
         );
@@ -325,7 +325,7 @@ mod tests {
         }
         assert!(md.contains("![metal nut · STFPM: image scores](scores_metal_nut_stfpm.png)"));
         // The later metal-nut record (seed 4) is the one reported.
-        let dice = format!("| metal nut | **{:.3}** | – |", records[3].dice);
+        let dice = format!("| metal nut | **{:.3}** | – |", records[3].evaluation.dice);
         assert!(md.contains(&dice), "{dice} missing in\n{md}");
         assert!(md.contains("| Defect type | STFPM | Simple Student |"));
         // Only the report and the plots are in the folder: no temporary files.

@@ -57,11 +57,11 @@ impl Metric {
     /// The metric's value in `r`.
     pub fn get(self, r: &EvalRecord) -> f64 {
         match self {
-            Metric::ImageAuroc => r.image_auroc,
-            Metric::PixelAuroc => r.pixel_auroc,
-            Metric::AuPro => r.au_pro,
-            Metric::Dice => r.dice,
-            Metric::ImageF1 => r.image_f1,
+            Metric::ImageAuroc => r.evaluation.image_auroc,
+            Metric::PixelAuroc => r.evaluation.pixel_auroc,
+            Metric::AuPro => r.evaluation.au_pro,
+            Metric::Dice => r.evaluation.dice,
+            Metric::ImageF1 => r.evaluation.image_f1.f1,
         }
     }
 }
@@ -249,7 +249,12 @@ pub fn defect_table(records: &[EvalRecord], category: &str) -> Option<String> {
     let methods: Vec<&str> = latest.iter().map(|r| r.method.as_str()).collect();
     let defects: BTreeSet<&str> = latest
         .iter()
-        .flat_map(|r| r.per_defect.iter().map(|d| d.defect_type.as_str()))
+        .flat_map(|r| {
+            r.evaluation
+                .per_defect
+                .iter()
+                .map(|d| d.defect_type.as_str())
+        })
         .collect();
     if defects.is_empty() {
         return None;
@@ -260,7 +265,8 @@ pub fn defect_table(records: &[EvalRecord], category: &str) -> Option<String> {
             let values: Vec<Option<f64>> = latest
                 .iter()
                 .map(|r| {
-                    r.per_defect
+                    r.evaluation
+                        .per_defect
                         .iter()
                         .rev()
                         .find(|x| x.defect_type == *d)
@@ -281,7 +287,7 @@ mod tests {
 
     fn with(method: &str, category: &str, image_auroc: f64) -> EvalRecord {
         let mut r = sample_record(method, category, 0);
-        r.image_auroc = image_auroc;
+        r.evaluation.image_auroc = image_auroc;
         r
     }
 
@@ -345,9 +351,9 @@ mod tests {
     #[test]
     fn later_duplicate_wins_and_metric_selects_the_field() {
         let mut first = with("stfpm", "bottle", 0.1);
-        first.dice = 0.11;
+        first.evaluation.dice = 0.11;
         let mut second = with("stfpm", "bottle", 0.2);
-        second.dice = 0.22;
+        second.evaluation.dice = 0.22;
         let records = vec![first, second];
         assert!(metric_table(&records, Metric::ImageAuroc).contains("| bottle | **0.200** |"));
         assert!(metric_table(&records, Metric::Dice).contains("| bottle | **0.220** |"));
@@ -355,7 +361,13 @@ mod tests {
         let got: Vec<f64> = Metric::ALL.iter().map(|m| m.get(r)).collect();
         assert_eq!(
             got,
-            vec![r.image_auroc, r.pixel_auroc, r.au_pro, r.dice, r.image_f1]
+            vec![
+                r.evaluation.image_auroc,
+                r.evaluation.pixel_auroc,
+                r.evaluation.au_pro,
+                r.evaluation.dice,
+                r.evaluation.image_f1.f1,
+            ]
         );
     }
 
@@ -377,17 +389,18 @@ mod tests {
     fn defect_table_rows_are_defect_types() {
         let mut a = sample_record("simple", "bottle", 0);
         let b = sample_record("stfpm", "bottle", 5);
-        a.per_defect.retain(|d| d.defect_type == "crack");
+        a.evaluation.per_defect.retain(|d| d.defect_type == "crack");
         let records = vec![a.clone(), b.clone(), sample_record("stfpm", "cable", 0)];
         let t = defect_table(&records, "bottle").unwrap();
         let l = lines(&t);
         assert_eq!(l[0], "| Defect type | STFPM | Simple Student |");
         let crack_b = b
+            .evaluation
             .per_defect
             .iter()
             .find(|d| d.defect_type == "crack")
             .unwrap();
-        let crack_a = a.per_defect[0].auroc;
+        let crack_a = a.evaluation.per_defect[0].auroc;
         assert!(crack_a > crack_b.auroc);
         assert_eq!(
             l[2],

@@ -9,14 +9,13 @@
 //!                       data length u64 LE, data
 //! checksum              u64 LE, FNV-1a 64 of every byte before it
 //! ```
-//! Writing goes to `.<file>.tmp-<pid>-<n>` first (`n` counts the writes of the process, so two
-//! threads never share a temp file), is flushed to disk, then renamed over the
-//! target: a crash leaves either the old or the new checkpoint, never half of one. Reading
+//! Writing is stad-data's atomic write (`.<file>.tmp-<pid>-<n>` first, flushed, renamed over
+//! the target): a crash leaves either the old or the new checkpoint, never half of one. Reading
 //! checks the magic, the version, every length against the file size and the checksum, and
 //! reports [`CheckpointError::Corrupt`] instead of panicking on any mismatch.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
+
 use std::path::{Path, PathBuf};
 
 /// Magic bytes at the start of every stad checkpoint.
@@ -164,46 +163,13 @@ impl CheckpointFile {
     }
 }
 
-/// Writes `bytes` to `path` atomically (temp file in the same folder, fsync, rename), so that
+/// Writes `bytes` to `path` atomically ([`stad_data::atomic::write_atomic`]), so that
 /// readers see either the old content or the new, never a partial file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let io = |source| CheckpointError::Io {
+    stad_data::atomic::write_atomic(path, bytes).map_err(|source| CheckpointError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io)?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!(".{file_name}.tmp-{}-{n}", std::process::id()));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // Persist the rename itself (best effort: not every platform opens folders).
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(io)
-}
-
-/// Whether `name` is a temp file of [`write_atomic`] (`.NAME.tmp-…`), which only an interrupted
-/// write leaves behind.
-pub fn is_temp_file_name(name: &str) -> bool {
-    name.starts_with('.') && name.contains(".tmp-")
+    })
 }
 
 /// Burn records in blobs: bincode, full precision (written with burn's own recorder).
@@ -353,26 +319,6 @@ mod tests {
                 "flip at {i} not detected"
             );
         }
-    }
-
-    #[test]
-    fn concurrent_writers_of_one_process_never_share_a_temp_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.ckpt");
-        std::thread::scope(|s| {
-            for t in 0..8u8 {
-                let path = &path;
-                s.spawn(move || {
-                    for _ in 0..20 {
-                        write_atomic(path, &[t; 4096]).unwrap();
-                    }
-                });
-            }
-        });
-        let bytes = fs::read(&path).unwrap();
-        assert!(bytes.len() == 4096 && bytes.iter().all(|&b| b == bytes[0]));
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
-        assert!(is_temp_file_name(".c.ckpt.tmp-12-3") && !is_temp_file_name("c.ckpt"));
     }
 
     #[test]

@@ -133,7 +133,7 @@ impl<B: Backend> Detector<B> {
         let loader = BatchLoader::new(
             nominal,
             model.config().preprocess(),
-            LoaderConfig::with_batch_size(DEFAULT_BATCH_SIZE),
+            LoaderConfig::new().with_batch_size(DEFAULT_BATCH_SIZE),
         )?;
         let scores = crate::trainer::loader_image_scores(&model, &loader, device)?;
         let threshold =
@@ -174,7 +174,7 @@ impl<B: Backend> Detector<B> {
         let loader = BatchLoader::new(
             samples,
             self.model.config().preprocess(),
-            LoaderConfig::with_batch_size(self.batch_size),
+            LoaderConfig::new().with_batch_size(self.batch_size),
         )?;
         let mut out = Vec::with_capacity(loader.len());
         for batch in loader.host_batches(0) {

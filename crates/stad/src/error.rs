@@ -21,6 +21,17 @@ pub enum ConfigError {
     /// A Simple-Student width or expansion of zero.
     #[error("Simple Student widths must be positive")]
     ZeroWidth,
+    /// A Simple-Student width above [`stad_backbones::resnet::MAX_INNER_WIDTH`] or an
+    /// expansion above [`stad_backbones::mobilenet::MAX_EXPANSION`].
+    #[error("a Simple Student {what} is at most {max}, got {got}")]
+    WidthTooLarge {
+        /// `"width"` or `"expansion"`.
+        what: &'static str,
+        /// Asked for.
+        got: usize,
+        /// The largest allowed.
+        max: usize,
+    },
     /// A smoothing σ that is not a positive finite number.
     #[error("smoothing sigma must be positive, got {0}")]
     SmoothingSigma(f64),

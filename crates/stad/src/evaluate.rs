@@ -7,40 +7,12 @@
 use std::time::Instant;
 
 use burn::prelude::*;
-use serde::{Deserialize, Serialize};
 use stad_data::{BatchLoader, HostBatch, Label, LoaderConfig, Sample};
-use stad_metrics::{DefectAuroc, F1Threshold};
 
 use crate::error::{Result, StadError};
 use crate::model::StudentTeacher;
 
-/// AU-PRO integration limit (MVTec AD's evaluation).
-pub const AU_PRO_LIMIT: f64 = 0.3;
-
-/// Metrics of one model on one test set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Evaluation {
-    /// Test images.
-    pub n_test: usize,
-    /// Image AUROC.
-    pub image_auroc: f64,
-    /// Pixel AUROC over the images with masks.
-    pub pixel_auroc: f64,
-    /// AU-PRO to FPR 0.3, divided by 0.3.
-    pub au_pro: f64,
-    /// Image-level F1-optimal threshold, with its precision, recall and F1.
-    pub image_f1: F1Threshold,
-    /// Dice of `map ≥ image threshold`: global over all pixels.
-    pub dice: f64,
-    /// Dice, mean over the anomalous images.
-    pub dice_mean_anomalous: f64,
-    /// IoU of `map ≥ image threshold`, global.
-    pub iou: f64,
-    /// Image AUROC of each defect type against the good images.
-    pub per_defect: Vec<DefectAuroc>,
-    /// Inference throughput over the test set (decode + forward + maps), images/s.
-    pub images_per_second: f64,
-}
+pub use stad_metrics::{AU_PRO_LIMIT, Evaluation};
 
 /// Maps and scores of a test set, kept on the host.
 #[derive(Debug, Clone, Default)]
@@ -86,7 +58,7 @@ pub fn run_test_set_observed<B: Backend>(
     let loader = BatchLoader::new(
         samples,
         model.config().preprocess(),
-        LoaderConfig::with_batch_size(batch_size),
+        LoaderConfig::new().with_batch_size(batch_size),
     )?;
     let started = Instant::now();
     let mut out = TestOutputs::default();

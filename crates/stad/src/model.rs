@@ -113,9 +113,7 @@ impl ModelConfig {
 
     /// Preprocessing of images for this model (size and the teacher's normalisation).
     pub fn preprocess(&self) -> PreprocessConfig {
-        let n = self.normalization();
-        PreprocessConfig::square(self.image_size)
-            .with_normalization(stad_data::Normalization::new(n.mean, n.std))
+        PreprocessConfig::square(self.image_size).with_normalization(self.normalization())
     }
 
     /// The students' architecture.

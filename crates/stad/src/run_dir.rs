@@ -134,7 +134,7 @@ impl RunDir {
         }
     }
 
-    /// Removes `.NAME.tmp-…` files (what a killed [`crate::checkpoint::write_atomic`] leaves).
+    /// Removes `.NAME.tmp-…` files (what a killed [`stad_data::atomic::write_atomic`] leaves).
     fn remove_stale_temp_files(&self) -> Result<()> {
         let entries = fs::read_dir(&self.path).map_err(|source| StadError::RunIo {
             path: self.path.clone(),
@@ -143,7 +143,7 @@ impl RunDir {
         for entry in entries.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if crate::checkpoint::is_temp_file_name(&name) && entry.path().is_file() {
+            if stad_data::atomic::is_temp_file_name(&name) && entry.path().is_file() {
                 let _ = fs::remove_file(entry.path());
             }
         }

@@ -158,7 +158,10 @@ pub fn run(args: &DemoArgs, console: Console) -> Result<DemoOutputs> {
     for (name, seconds, r) in &summary {
         console.info(format!(
             "{name:<10} {:>11.3} {:>11.3} {:>7.3} {:>6.3} {seconds:>9.1}",
-            r.image_auroc, r.pixel_auroc, r.au_pro, r.dice
+            r.evaluation.image_auroc,
+            r.evaluation.pixel_auroc,
+            r.evaluation.au_pro,
+            r.evaluation.dice
         ));
     }
     console.info(format!(

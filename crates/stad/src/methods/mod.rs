@@ -122,7 +122,8 @@ impl MethodConfig {
     ///
     /// # Errors
     /// [`ConfigError::TooFewStudents`] / [`ConfigError::TooManyStudents`] for fewer than 2 or
-    /// more than [`ensemble::MAX_STUDENTS`] students; [`ConfigError::ZeroWidth`] for a zero Simple-Student width.
+    /// more than [`ensemble::MAX_STUDENTS`] students; [`ConfigError::ZeroWidth`] / [`ConfigError::WidthTooLarge`] for a zero or
+    /// too large Simple-Student width or expansion.
     pub fn check(&self) -> Result<(), ConfigError> {
         match self {
             Self::Stfpm => Ok(()),
@@ -225,5 +226,29 @@ mod tests {
             expansion: 2,
         };
         assert_eq!(zero.check(), Err(ConfigError::ZeroWidth));
+        // The bounds stop a corrupt detector header from asking for an impossible network.
+        let wide = MethodConfig::SimpleStudent {
+            widths: [32, 64, usize::MAX, 256],
+            expansion: 2,
+        };
+        assert!(matches!(
+            wide.check(),
+            Err(ConfigError::WidthTooLarge {
+                what: "width",
+                got: usize::MAX,
+                ..
+            })
+        ));
+        let expanded = MethodConfig::SimpleStudent {
+            widths: simple_student::DEFAULT_RESNET_WIDTHS,
+            expansion: stad_backbones::mobilenet::MAX_EXPANSION + 1,
+        };
+        assert!(matches!(
+            expanded.check(),
+            Err(ConfigError::WidthTooLarge {
+                what: "expansion",
+                ..
+            })
+        ));
     }
 }

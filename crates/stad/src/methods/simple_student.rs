@@ -8,6 +8,8 @@
 
 use burn::prelude::*;
 use stad_backbones::BackboneConfig;
+use stad_backbones::mobilenet::MAX_EXPANSION;
+use stad_backbones::resnet::MAX_INNER_WIDTH;
 use stad_scoring::AnomalyMapConfig;
 
 use crate::error::{ConfigError, Result};
@@ -17,16 +19,31 @@ pub const DEFAULT_RESNET_WIDTHS: [usize; 4] = [32, 64, 128, 256];
 /// Default expansion ratio of a MobileNetV2 student's inverted residuals (torchvision: 6).
 pub const DEFAULT_MOBILENET_EXPANSION: usize = 2;
 
-/// Checks the widths: all positive.
+/// Checks the widths: all positive, widths at most [`MAX_INNER_WIDTH`] and the expansion at
+/// most [`MAX_EXPANSION`].
 ///
 /// # Errors
-/// [`ConfigError::ZeroWidth`] for a zero width or expansion.
+/// [`ConfigError::ZeroWidth`] for a zero width or expansion, [`ConfigError::WidthTooLarge`]
+/// for one above its bound.
 pub fn check(widths: &[usize; 4], expansion: usize) -> Result<(), ConfigError> {
     if widths.contains(&0) || expansion == 0 {
-        Err(ConfigError::ZeroWidth)
-    } else {
-        Ok(())
+        return Err(ConfigError::ZeroWidth);
     }
+    if let Some(&got) = widths.iter().find(|&&w| w > MAX_INNER_WIDTH) {
+        return Err(ConfigError::WidthTooLarge {
+            what: "width",
+            got,
+            max: MAX_INNER_WIDTH,
+        });
+    }
+    if expansion > MAX_EXPANSION {
+        return Err(ConfigError::WidthTooLarge {
+            what: "expansion",
+            got: expansion,
+            max: MAX_EXPANSION,
+        });
+    }
+    Ok(())
 }
 
 /// The teacher's architecture with the reduced inner `widths` (ResNet) or `expansion`
