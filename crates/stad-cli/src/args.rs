@@ -39,6 +39,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Check a backend against the CPU reference and measure its speed (a new machine, a GPU).
     Selftest(crate::commands::selftest::SelftestArgs),
+    /// Train and evaluate every method on every MVTec AD category under a root, resumably,
+    /// and compare with the thesis' published table.
+    Benchmark(BenchmarkArgs),
 }
 
 /// The student–teacher method.
@@ -253,4 +256,64 @@ pub struct DemoArgs {
     /// Where the networks run.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
+}
+
+/// `stad benchmark`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchmarkArgs {
+    /// The MVTec AD root: every sub-folder with a train/ folder is a category.
+    #[arg(long, value_name = "DIR")]
+    pub root: PathBuf,
+    /// Where the runs (runs/CATEGORY/METHOD), evaluations (eval/CATEGORY/METHOD.json), the
+    /// report (report/) and the comparison (benchmark.md, .json, .csv) go. A rerun into the
+    /// same folder skips finished pairs and resumes an interrupted training.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The methods, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "stfpm,ensemble,simple"
+    )]
+    pub methods: Vec<MethodArg>,
+    /// The categories, comma-separated (default: every category under --root).
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+    pub categories: Vec<String>,
+    /// Teacher architecture (as `stad train`). The thesis: resnet18 with --weights.
+    #[arg(long, value_enum)]
+    pub backbone: Option<BackboneArg>,
+    /// MobileNetV2 weights ported from TensorFlow need TF "same" padding on stride-2 convs.
+    #[arg(long)]
+    pub tf_padding: bool,
+    /// Teacher weights: a torchvision state dict of --backbone (the thesis: ImageNet ResNet18).
+    #[arg(long, value_name = "FILE", conflicts_with = "random_teacher")]
+    pub weights: Option<PathBuf>,
+    /// A randomly initialised teacher. A control only: its results are meaningless.
+    #[arg(long)]
+    pub random_teacher: bool,
+    /// Training epochs of each pair (the official STFPM code: 100).
+    #[arg(long, default_value_t = 100)]
+    pub epochs: usize,
+    /// Images per batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// SGD learning rate (momentum 0.9, weight decay 1e-4).
+    #[arg(long, default_value_t = 0.4)]
+    pub lr: f64,
+    /// Seed of the students' initialisation, the shuffles and the hold-out split.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Students of the ensemble. Default: 3.
+    #[arg(long)]
+    pub students: Option<usize>,
+    /// Side of the square network input, in pixels.
+    #[arg(long, default_value_t = 224)]
+    pub image_size: usize,
+    /// Where the networks run.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceArg,
+    /// Memory for the teacher's features, MiB (as `stad train`).
+    #[arg(long, value_name = "MIB", default_value_t = 4096)]
+    pub teacher_cache_mb: usize,
 }

@@ -55,6 +55,12 @@ pub enum CliError {
     /// `--device cuda` on a build without the CUDA backend.
     #[error("this stad was built without CUDA support")]
     NoCuda,
+    /// `stad benchmark`: some (category, method) pairs failed; the others were reported.
+    #[error("benchmark: {} pair(s) failed:\n  {}", failed.len(), failed.join("\n  "))]
+    BenchmarkFailed {
+        /// `CATEGORY/METHOD: error` of each pair that failed.
+        failed: Vec<String>,
+    },
     /// `stad selftest`: the device computes something else than the CPU reference.
     #[error("selftest of {backend}: {} check(s) failed: {}", failed.len(), failed.join(", "))]
     SelftestFailed {
@@ -103,6 +109,11 @@ impl CliError {
             CliError::Stad(StadError::Metrics(_)) => Some(
                 "eval needs both good and defective test images (test/good and test/<defect>), \
                  and finite scores"
+                    .into(),
+            ),
+            CliError::BenchmarkFailed { .. } => Some(
+                "the other pairs are in the report; fix what the errors say and rerun the same \
+                 command: finished pairs are skipped and interrupted ones resume"
                     .into(),
             ),
             CliError::TooLarge { .. } => Some(

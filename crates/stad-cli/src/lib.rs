@@ -9,6 +9,7 @@
 //! | `stad predict` | per image a JSON line, a heat-map overlay and a mask at the original size ([`render`]) |
 //! | `stad report` | Markdown tables and PNG plots from evaluation JSONs ([`stad_viz`]) |
 //! | `stad demo` | all of the above on synthetic data ([`commands::demo`]) |
+//! | `stad benchmark` | train and evaluate every method on every MVTec AD category of a root, resumably, beside the thesis' published table ([`commands::benchmark`]) |
 //! | `stad selftest` | a backend checked against the CPU reference, and its speed ([`commands::selftest`]) |
 //!
 //! Errors are [`CliError`]s: the library's typed errors plus the tool's own checks, each with
@@ -43,5 +44,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Report(args) => commands::report::run(args, console).map(drop),
         Command::Demo(args) => commands::demo::run(args, console).map(drop),
         Command::Selftest(args) => commands::selftest::run(args, console).map(drop),
+        Command::Benchmark(args) => commands::benchmark::run(args, console).map(drop),
     }
 }

@@ -7,6 +7,8 @@ use std::process::Command;
 use serde_json::Value;
 
 // Run folders and output safety, in this one test binary (each binary links burn).
+#[path = "cli/benchmark.rs"]
+mod benchmark;
 #[path = "cli/predict_outputs.rs"]
 mod predict_outputs;
 #[path = "cli/run_folder.rs"]
@@ -100,7 +102,14 @@ fn files_with_extension(dir: &Path, extension: &str) -> Vec<PathBuf> {
 fn help_describes_every_command_and_option() {
     let top = ok("--help", &[]);
     for command in [
-        "train", "eval", "predict", "report", "demo", "selftest", "--quiet",
+        "train",
+        "eval",
+        "predict",
+        "report",
+        "demo",
+        "selftest",
+        "benchmark",
+        "--quiet",
     ] {
         assert!(top.contains(command), "stad --help lacks {command}:\n{top}");
     }

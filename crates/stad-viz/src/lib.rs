@@ -7,6 +7,7 @@
 //! | [`tables`] | [`metric_table`]: one row per category, one column per method (STFPM, Ensemble, Simple Student, then others), best in bold, mean row; [`defect_table`] |
 //! | [`plots`] | [`roc_plot`] (image ROC per category), [`score_histogram`] (good vs defective scores and the detector threshold), 640 × 480 |
 //! | [`report`] | [`write_report`]: `report.md` with every table, and the PNG plots it embeds |
+//! | [`benchmark`] | the thesis' published table ([`published_results`]) beside stad's values: [`comparison_rows`], [`write_comparison`] (`benchmark.md`, `.json`, `.csv`) |
 //! | [`overlay`] | [`heatmap_overlay`], [`draw_outline`], [`mask_image`], [`save_png_atomic`] |
 //!
 //! # Overlays: colour map and normalisation
@@ -39,6 +40,7 @@
 //! # Ok::<(), stad_viz::VizError>(())
 //! ```
 
+pub mod benchmark;
 pub mod error;
 mod fonts;
 mod fsutil;
@@ -48,6 +50,10 @@ pub mod record;
 pub mod report;
 pub mod tables;
 
+pub use benchmark::{
+    ComparisonFiles, ComparisonRow, PUBLISHED_SOURCE, PairOutcome, PairStatus, PublishedResult,
+    comparison_csv, comparison_markdown, comparison_rows, published_results, write_comparison,
+};
 pub use error::{Result, VizError};
 pub use fonts::register_fonts;
 pub use overlay::{colormap, draw_outline, heatmap_overlay, mask_image, save_png_atomic};

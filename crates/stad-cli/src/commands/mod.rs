@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod benchmark;
 pub mod demo;
 pub mod eval;
 pub mod predict;
