@@ -21,9 +21,9 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use stad::backbones::{Backbone, BackboneConfig};
+use stad::backbones::BackboneConfig;
 use stad::backend::{Cpu, CpuAutodiff};
-use stad::{MethodKind, ModelConfig, TeacherWeights};
+use stad::{MethodKind, ModelConfig, Student, TeacherWeights};
 
 /// The allocator `stad` (the CLI) runs with.
 #[global_allocator]
@@ -108,7 +108,7 @@ fn main() {
         }));
         let mut optims: Vec<_> = students
             .iter()
-            .map(|_| sgd.init::<CpuAutodiff, Backbone<CpuAutodiff>>())
+            .map(|_| sgd.init::<CpuAutodiff, Student<CpuAutodiff>>())
             .collect();
         let mut step = |n: usize| {
             let targets = frozen.features_for::<CpuAutodiff>(xa.clone());

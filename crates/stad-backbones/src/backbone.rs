@@ -40,6 +40,17 @@ impl BackboneConfig {
         })
     }
 
+    /// Checks the configuration (its network's `validate`).
+    ///
+    /// # Errors
+    /// [`crate::BackboneError::InvalidConfig`] saying what is wrong.
+    pub fn validate(&self) -> crate::Result<()> {
+        match self {
+            Self::ResNet(c) => c.validate(),
+            Self::MobileNetV2(c) => c.validate(),
+        }
+    }
+
     /// Output channels of each tap, in tap order.
     pub fn tap_channels(&self) -> Vec<usize> {
         match self {

@@ -53,6 +53,9 @@ pub enum MethodArg {
     Ensemble,
     /// Simple Student: STFPM with a bottlenecked (narrower) student.
     Simple,
+    /// Decoupled student: STFPM with a student of another architecture (--student) and
+    /// learned 1×1 adapters to the teacher's widths.
+    Decoupled,
 }
 
 /// How the data folder is laid out.
@@ -166,6 +169,10 @@ pub struct TrainArgs {
     /// Students of the ensemble (--method ensemble only). Default: 3.
     #[arg(long)]
     pub students: Option<usize>,
+    /// The decoupled student's architecture (--method decoupled only; its taps must have the
+    /// teacher's strides). Default: mobilenet_v2.
+    #[arg(long, value_enum)]
+    pub student: Option<BackboneArg>,
     /// Side of the square network input, in pixels.
     #[arg(long, default_value_t = 224)]
     pub image_size: usize,
@@ -307,6 +314,9 @@ pub struct BenchmarkArgs {
     /// Students of the ensemble. Default: 3.
     #[arg(long)]
     pub students: Option<usize>,
+    /// The decoupled student's architecture (method decoupled). Default: mobilenet_v2.
+    #[arg(long, value_enum)]
+    pub student: Option<BackboneArg>,
     /// Side of the square network input, in pixels.
     #[arg(long, default_value_t = 224)]
     pub image_size: usize,

@@ -130,6 +130,8 @@ fn help_describes_every_command_and_option() {
                 "--lr",
                 "--seed",
                 "--students",
+                "--student",
+                "decoupled",
                 "--image-size",
                 "--device",
                 "--resume",
@@ -376,8 +378,12 @@ fn bad_arguments_exit_non_zero_with_cause_and_fix() {
     // A required argument left out.
     fails("train --method stfpm --data x", &[], &["--out"]);
     // Options that do not fit together, or out of range.
-    let cases: [(&str, &[&str]); 6] = [
+    let cases: [(&str, &[&str]); 7] = [
         ("--students 3", &["--students applies to --method ensemble"]),
+        (
+            "--student resnet18",
+            &["--student applies to --method decoupled"],
+        ),
         (
             "--backbone resnet18",
             &["no ImageNet weights are embedded for resnet18", "--weights"],

@@ -16,8 +16,9 @@
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
+use stad::Student;
 use stad::StudentOptimizers;
-use stad::backbones::{Backbone, BackboneConfig};
+use stad::backbones::BackboneConfig;
 use stad::data::SplitMix64;
 use stad::{MethodConfig, MethodKind, ModelConfig, StudentTeacher, TeacherWeights, TrainConfig};
 
@@ -225,7 +226,7 @@ pub fn run<R: AutodiffBackend, D: AutodiffBackend>(
     ] {
         let model = embedded(kind);
         let students_r = model.init_students::<R>(config.seed, reference)?;
-        let students_d: Vec<Backbone<D>> = students_r
+        let students_d: Vec<Student<D>> = students_r
             .iter()
             .zip(model.init_students::<D>(config.seed.wrapping_add(1000), device)?)
             .map(|(r, d)| compare::load_values(d, &compare::module_values(r), device))
@@ -307,7 +308,7 @@ struct Scored {
 
 fn scored<A: AutodiffBackend>(
     base: StudentTeacher<A::InnerBackend>,
-    students: &[Backbone<A>],
+    students: &[Student<A>],
     images: Tensor<A::InnerBackend, 4>,
 ) -> Result<Scored> {
     use burn::module::AutodiffModule;
@@ -348,7 +349,7 @@ struct Stepped {
 /// 10⁻⁴) on fresh students.
 fn training_step<A: AutodiffBackend>(
     method: &MethodConfig,
-    students: Vec<Backbone<A>>,
+    students: Vec<Student<A>>,
     images: Tensor<A::InnerBackend, 4>,
     targets: &[Tensor<A::InnerBackend, 4>],
 ) -> Result<Stepped> {

@@ -237,7 +237,7 @@ impl<B: Backend> Detector<B> {
         if self.model.config().teacher_weights != TeacherWeights::Embedded {
             file.push_record::<B, _>("teacher", self.model.teacher().clone().into_record())?;
         }
-        file.push_record::<B, _>("students", self.model.students().to_vec().into_record())?;
+        crate::model::push_students(&mut file, self.model.students())?;
         file.write_atomic(path)?;
         Ok(())
     }
@@ -272,18 +272,7 @@ impl<B: Backend> Detector<B> {
                 path,
             )?,
         };
-        let fresh = config.student_backbone();
-        let students = (0..config.method.num_students())
-            .map(|_| fresh.init::<B>(device))
-            .collect::<Result<Vec<_>, _>>()?;
-        let students = file.load_module("students", students, device, path)?;
-        if students.len() != config.method.num_students() {
-            return Err(mismatch(format!(
-                "it holds {} students, its method {}",
-                students.len(),
-                config.method.num_students()
-            )));
-        }
+        let students = crate::model::load_students(&file, &config, device, path)?;
         Ok(Self {
             model: StudentTeacher::from_parts(config, teacher, students),
             threshold: header.threshold,

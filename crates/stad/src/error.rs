@@ -32,6 +32,19 @@ pub enum ConfigError {
         /// The largest allowed.
         max: usize,
     },
+    /// A decoupled student whose architecture its backbone refuses.
+    #[error("invalid decoupled student: {0}")]
+    InvalidStudent(String),
+    /// A decoupled student whose taps are not at the teacher's strides.
+    #[error(
+        "a decoupled student's taps must have the teacher's strides: the student's are {student:?}, the teacher's {teacher:?}"
+    )]
+    StudentStrides {
+        /// The student's tap strides.
+        student: Vec<usize>,
+        /// The teacher's tap strides.
+        teacher: Vec<usize>,
+    },
     /// A smoothing σ that is not a positive finite number.
     #[error("smoothing sigma must be positive, got {0}")]
     SmoothingSigma(f64),

@@ -38,8 +38,8 @@ pub use evaluate::{
 pub use fingerprint::{DataFingerprint, FileFingerprint};
 pub use methods::{MethodConfig, MethodKind};
 pub use model::{
-    DEFAULT_SEED, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, ModelConfig, StudentTeacher, TeacherWeights,
-    seeded_init,
+    DEFAULT_SEED, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, ModelConfig, Student, StudentTeacher,
+    TeacherWeights, seeded_init,
 };
 pub use run_dir::RunDir;
 pub use teacher_cache::TeacherCacheStatus;

@@ -3,6 +3,7 @@
 
 use burn::config::Config;
 use burn::module::{Module, ModuleMapper, Param};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
 use stad_backbones::{Backbone, BackboneConfig, FrozenTeacher, Normalization, StateDict};
 use stad_data::{PreprocessConfig, SplitMix64};
@@ -80,7 +81,7 @@ impl ModelConfig {
     /// # Errors
     /// The [`ConfigError`] of the first setting out of range.
     pub fn check(&self) -> Result<(), ConfigError> {
-        self.method.check()?;
+        self.method.check_with_teacher(&self.teacher)?;
         if self.image_size < MIN_IMAGE_SIZE {
             return Err(ConfigError::ImageTooSmall {
                 got: self.image_size,
@@ -173,7 +174,9 @@ impl ModelConfig {
 
     /// Builds the students with random initialisation ([`seeded_init`]); student `i` is
     /// seeded with `seed + i`, so ensemble members differ and every run with the same seed is
-    /// identical. On an autodiff backend they are ready to train.
+    /// identical. A decoupled student also gets its 1×1 adapters ([`Student`]), drawn from the
+    /// same seed after its backbone, biases zero. On an autodiff backend they are ready to
+    /// train.
     ///
     /// # Errors
     /// [`StadError::InvalidConfig`] for a configuration [`Self::check`] refuses.
@@ -181,19 +184,142 @@ impl ModelConfig {
         &self,
         seed: u64,
         device: &B::Device,
-    ) -> Result<Vec<Backbone<B>>> {
+    ) -> Result<Vec<Student<B>>> {
         self.check()?;
-        let config = self.student_backbone();
         (0..self.method.num_students())
             .map(|i| {
-                Ok(seeded_init(
-                    config.init(device)?,
-                    seed.wrapping_add(i as u64),
-                    device,
-                ))
+                let seed = seed.wrapping_add(i as u64);
+                let student = self.fresh_student(device)?;
+                Ok(Student {
+                    backbone: seeded_init(student.backbone, seed, device),
+                    // Another stream than the backbone's, so adding adapters leaves it as it was.
+                    adapters: seeded_init(student.adapters, seed ^ ADAPTER_SEED, device),
+                })
             })
             .collect()
     }
+
+    /// One student of this model's architecture with burn's initialisation (loading a saved
+    /// one overwrites every value); adapter biases zero.
+    ///
+    /// # Errors
+    /// A backbone error for an invalid student architecture.
+    pub(crate) fn fresh_student<B: Backend>(&self, device: &B::Device) -> Result<Student<B>> {
+        let backbone = self.student_backbone().init(device)?;
+        let adapters = match self.method.adapter_widths(&self.teacher) {
+            Some(widths) => widths
+                .into_iter()
+                .map(|(from, to)| {
+                    let conv = Conv2dConfig::new([from, to], [1, 1]).init(device);
+                    Conv2d {
+                        bias: conv.bias.map(|b| b.map(|t| t.zeros_like())),
+                        ..conv
+                    }
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(Student { backbone, adapters })
+    }
+}
+
+/// Mixed into a student's seed for its adapters (any fixed odd constant).
+const ADAPTER_SEED: u64 = 0xA0A7_7E45_0000_0001;
+
+/// A student: a backbone and, for a decoupled student ([`crate::methods::decoupled`]), one
+/// learned 1×1 convolution per tap that maps the backbone's channels to the teacher's:
+/// `ŝ_k = W_k · S(x)_k + b_k`. For the other methods `adapters` is empty and `ŝ_k = S(x)_k`.
+#[derive(Module, Debug)]
+pub struct Student<B: Backend> {
+    backbone: Backbone<B>,
+    adapters: Vec<Conv2d<B>>,
+}
+
+impl<B: Backend> Student<B> {
+    /// The student's backbone.
+    pub fn backbone(&self) -> &Backbone<B> {
+        &self.backbone
+    }
+
+    /// The 1×1 adapters, one per tap (empty unless decoupled).
+    pub fn adapters(&self) -> &[Conv2d<B>] {
+        &self.adapters
+    }
+
+    /// A student from a backbone and its adapters (none, or one per tap).
+    pub fn new(backbone: Backbone<B>, adapters: Vec<Conv2d<B>>) -> Self {
+        Self { backbone, adapters }
+    }
+
+    /// The features the student offers the teacher, one per tap: the backbone's, through the
+    /// adapters when there are any.
+    pub fn forward_features(&self, images: Tensor<B, 4>) -> Vec<Tensor<B, 4>> {
+        let features = self.backbone.forward_features(images);
+        if self.adapters.is_empty() {
+            return features;
+        }
+        features
+            .into_iter()
+            .zip(&self.adapters)
+            .map(|(f, adapter)| stad_kernels::conv2d(adapter, f))
+            .collect()
+    }
+}
+
+/// Writes `students` into `file`: their backbones as blob `students` (the layout files had
+/// before adapters existed, so those still load) and, when they have adapters, those as blob
+/// `adapters`.
+pub(crate) fn push_students<B: Backend>(
+    file: &mut crate::CheckpointFile,
+    students: &[Student<B>],
+) -> Result<()> {
+    let backbones: Vec<Backbone<B>> = students.iter().map(|s| s.backbone.clone()).collect();
+    file.push_record::<B, _>("students", backbones.into_record())?;
+    if students.iter().any(|s| !s.adapters.is_empty()) {
+        let adapters: Vec<Vec<Conv2d<B>>> = students.iter().map(|s| s.adapters.clone()).collect();
+        file.push_record::<B, _>("adapters", adapters.into_record())?;
+    }
+    Ok(())
+}
+
+/// Reads the students of `config` that [`push_students`] wrote into `file` (read from
+/// `path`).
+///
+/// # Errors
+/// [`StadError::CheckpointMismatch`] when the blobs are missing, do not decode, do not fit
+/// the architecture, or hold another number of students.
+pub(crate) fn load_students<B: Backend>(
+    file: &crate::CheckpointFile,
+    config: &ModelConfig,
+    device: &B::Device,
+    path: &std::path::Path,
+) -> Result<Vec<Student<B>>> {
+    let n = config.method.num_students();
+    let fresh = (0..n)
+        .map(|_| config.fresh_student::<B>(device))
+        .collect::<Result<Vec<_>>>()?;
+    let (backbones, adapters): (Vec<_>, Vec<_>) =
+        fresh.into_iter().map(|s| (s.backbone, s.adapters)).unzip();
+    let backbones = file.load_module("students", backbones, device, path)?;
+    let adapters = if adapters.iter().any(|a| !a.is_empty()) {
+        file.load_module("adapters", adapters, device, path)?
+    } else {
+        adapters
+    };
+    if backbones.len() != n || adapters.len() != n {
+        return Err(StadError::CheckpointMismatch {
+            path: path.to_path_buf(),
+            reason: format!(
+                "it holds {} students, its method {n}",
+                backbones.len().min(adapters.len())
+            ),
+        });
+    }
+    Ok(backbones
+        .into_iter()
+        .zip(adapters)
+        .map(|(backbone, adapters)| Student { backbone, adapters })
+        .collect())
 }
 
 #[cfg(feature = "embedded-teacher")]
@@ -256,7 +382,7 @@ pub struct StudentTeacher<B: Backend> {
     #[module(skip)]
     config: ModelConfig,
     teacher: FrozenTeacher<B>,
-    students: Vec<Backbone<B>>,
+    students: Vec<Student<B>>,
 }
 
 impl<B: Backend> StudentTeacher<B> {
@@ -271,7 +397,7 @@ impl<B: Backend> StudentTeacher<B> {
     }
 
     /// The students, in seed order.
-    pub fn students(&self) -> &[Backbone<B>] {
+    pub fn students(&self) -> &[Student<B>] {
         &self.students
     }
 
@@ -280,7 +406,7 @@ impl<B: Backend> StudentTeacher<B> {
     pub(crate) fn from_parts(
         config: ModelConfig,
         teacher: FrozenTeacher<B>,
-        students: Vec<Backbone<B>>,
+        students: Vec<Student<B>>,
     ) -> Self {
         debug_assert_eq!(students.len(), config.method.num_students());
         Self {
@@ -291,7 +417,7 @@ impl<B: Backend> StudentTeacher<B> {
     }
 
     /// The students, taking them out of the model.
-    pub fn into_students(self) -> Vec<Backbone<B>> {
+    pub fn into_students(self) -> Vec<Student<B>> {
         self.students
     }
 
@@ -300,7 +426,7 @@ impl<B: Backend> StudentTeacher<B> {
     ///
     /// # Errors
     /// [`StadError::StudentCount`] when they are not as many as the method has.
-    pub fn with_students(self, students: Vec<Backbone<B>>) -> Result<Self> {
+    pub fn with_students(self, students: Vec<Student<B>>) -> Result<Self> {
         let expected = self.config.method.num_students();
         if students.len() != expected {
             return Err(StadError::StudentCount {

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::config::Config;
-use burn::module::{AutodiffModule, Module};
+use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
@@ -22,14 +22,14 @@ use burn::optim::{GradientsParams, Optimizer, Sgd, SgdConfig};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor};
 use serde::{Deserialize, Serialize};
-use stad_backbones::{Backbone, FrozenTeacher};
+use stad_backbones::FrozenTeacher;
 use stad_data::{BatchLoader, LoaderConfig, Sample, holdout_split};
 
 use crate::checkpoint::CheckpointFile;
 use crate::error::{ConfigError, Result, StadError};
 use crate::fingerprint::{self, DataFingerprint, FileFingerprint};
 use crate::methods::MethodConfig;
-use crate::model::{ModelConfig, StudentTeacher};
+use crate::model::{ModelConfig, Student, StudentTeacher, load_students, push_students};
 use crate::run_dir::RunDir;
 use crate::teacher_cache::{TeacherCache, TeacherCacheStatus};
 
@@ -158,7 +158,7 @@ pub struct BestEpoch<B: burn::prelude::Backend> {
     /// Its mean hold-out image score (`None` without a hold-out).
     pub score: Option<f64>,
     /// Its students (on the inner backend).
-    pub students: Vec<Backbone<B>>,
+    pub students: Vec<Student<B>>,
 }
 
 impl<B: burn::prelude::Backend> BestEpoch<B> {
@@ -263,20 +263,17 @@ impl<'a> Checkpointer<'a> {
         &self,
         state: &RunState<A::InnerBackend>,
         improved: bool,
-        students: &[Backbone<A>],
+        students: &[Student<A>],
         optimizers: &StudentOptimizers<A>,
     ) -> Result<()> {
         let header = self.header(state);
         if improved && let Some(best) = &state.best {
             let mut file = CheckpointFile::new(header.clone());
-            file.push_record::<A::InnerBackend, _>(
-                "students",
-                best.students.clone().into_record(),
-            )?;
+            push_students(&mut file, &best.students)?;
             file.write_atomic(&self.dir.best())?;
         }
         let mut file = CheckpointFile::new(header);
-        file.push_record::<A, _>("students", students.to_vec().into_record())?;
+        push_students(&mut file, students)?;
         file.push_record::<A, _>("optimizers", optimizers.records())?;
         file.write_atomic(&self.dir.last())?;
         Ok(())
@@ -286,7 +283,7 @@ impl<'a> Checkpointer<'a> {
     /// `optimizers` and returns where the run stands (with `best.ckpt`'s students).
     fn resume<A: AutodiffBackend>(
         &self,
-        students: &mut Vec<Backbone<A>>,
+        students: &mut Vec<Student<A>>,
         optimizers: &mut StudentOptimizers<A>,
         device: &A::Device,
     ) -> Result<RunState<A::InnerBackend>> {
@@ -331,20 +328,19 @@ impl<'a> Checkpointer<'a> {
                 header.epochs_done, self.train.epochs, header.epochs_done, header.epochs_done
             )));
         }
-        *students = file.load_module("students", std::mem::take(students), device, &path)?;
+        *students = load_students(&file, self.model, device, &path)?;
         let records = file.record::<A, _>("optimizers", device, &path)?;
         optimizers.load_records(records, &path)?;
         let best = match header.best_score {
             Some(score) => {
                 let best_path = self.dir.best();
                 let best_file = CheckpointFile::read(&best_path)?;
-                let fresh = self
-                    .model
-                    .init_students::<A::InnerBackend>(self.train.seed, device)?;
                 Some(BestEpoch {
                     epoch: header.best_epoch,
                     score: Some(score),
-                    students: best_file.load_module("students", fresh, device, &best_path)?,
+                    students: load_students::<A::InnerBackend>(
+                        &best_file, self.model, device, &best_path,
+                    )?,
                 })
             }
             None => None,
@@ -523,7 +519,7 @@ pub fn train<A: AutodiffBackend>(
 #[allow(clippy::too_many_arguments)]
 fn train_epoch<A: AutodiffBackend>(
     epoch: usize,
-    students: &mut Vec<Backbone<A>>,
+    students: &mut Vec<Student<A>>,
     optimizers: &mut StudentOptimizers<A>,
     loader: &BatchLoader,
     teacher: &FrozenTeacher<A::InnerBackend>,
@@ -557,9 +553,9 @@ fn train_epoch<A: AutodiffBackend>(
 
 /// One student's SGD optimizer.
 type StudentOptimizer<A> =
-    OptimizerAdaptor<Sgd<<A as AutodiffBackend>::InnerBackend>, Backbone<A>, A>;
+    OptimizerAdaptor<Sgd<<A as AutodiffBackend>::InnerBackend>, Student<A>, A>;
 /// Its state (momentum buffers), as a checkpoint holds it.
-type OptimizerRecord<A> = <StudentOptimizer<A> as Optimizer<Backbone<A>, A>>::Record;
+type OptimizerRecord<A> = <StudentOptimizer<A> as Optimizer<Student<A>, A>>::Record;
 
 /// The students' SGD optimizers (PyTorch semantics: momentum with dampening 0, weight decay
 /// added to the gradient) and the distillation step [`train`] takes per batch.
@@ -589,7 +585,7 @@ impl<A: AutodiffBackend> StudentOptimizers<A> {
             );
         Self {
             optimizers: (0..method.num_students())
-                .map(|_| sgd.init::<A, Backbone<A>>())
+                .map(|_| sgd.init::<A, Student<A>>())
                 .collect(),
             learning_rate: config.learning_rate,
             method: method.clone(),
@@ -605,10 +601,10 @@ impl<A: AutodiffBackend> StudentOptimizers<A> {
     /// distillation error when the features do not fit the targets.
     pub fn step(
         &mut self,
-        students: Vec<Backbone<A>>,
+        students: Vec<Student<A>>,
         images: Tensor<A, 4>,
         targets: &[Tensor<A, 4>],
-    ) -> Result<(Vec<Backbone<A>>, Vec<f32>)> {
+    ) -> Result<(Vec<Student<A>>, Vec<f32>)> {
         if students.len() != self.optimizers.len() {
             return Err(StadError::StudentCount {
                 expected: self.optimizers.len(),

@@ -6,6 +6,50 @@ mod common;
 use stad::backend::Cpu;
 use stad::{Detector, MethodKind, ThresholdSource};
 
+/// A decoupled student's adapters travel with the detector: the loaded one scores alike, and
+/// its adapters are the trained ones (not freshly drawn).
+#[test]
+fn decoupled_student_round_trips_with_its_adapters() {
+    let device = Default::default();
+    let data = common::tiny_data(9);
+    let outcome = common::fit(
+        &common::model(MethodKind::Decoupled, 64),
+        &common::quick(1),
+        data.train,
+        None,
+    )
+    .unwrap();
+    let student = &outcome.model.students()[0];
+    // MobileNetV2 taps (24/32/96 channels) to the embedded teacher's (24/32/96): 1×1 each.
+    let widths: Vec<[usize; 4]> = student
+        .adapters()
+        .iter()
+        .map(|a| a.weight.val().dims())
+        .collect();
+    assert_eq!(widths, vec![[24, 24, 1, 1], [32, 32, 1, 1], [96, 96, 1, 1]]);
+    let detector =
+        Detector::calibrate_nominal(outcome.model, outcome.holdout, 0.99, &device).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("decoupled.stad");
+    detector.save(&path).unwrap();
+    let loaded = Detector::<Cpu>::load(&path, &device).unwrap();
+    let values = |d: &Detector<Cpu>| -> Vec<f32> {
+        d.model.students()[0].adapters()[2]
+            .weight
+            .val()
+            .into_data()
+            .to_vec()
+            .unwrap()
+    };
+    assert_eq!(values(&loaded), values(&detector));
+    let a = detector.predict(data.test.clone(), false, &device).unwrap();
+    let b = loaded.predict(data.test, false, &device).unwrap();
+    for (p, q) in a.iter().zip(&b) {
+        assert_eq!(p.score, q.score);
+        assert_eq!(p.map, q.map);
+    }
+}
+
 #[test]
 fn save_load_round_trip_and_prediction_shapes() {
     let device = Default::default();

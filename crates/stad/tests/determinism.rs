@@ -61,7 +61,18 @@ fn same_seed_gives_bit_identical_weights_and_scores() {
 
 #[test]
 fn resumed_run_equals_uninterrupted_run() {
-    let model = common::model_with(stad::MethodConfig::ensemble(2), 64);
+    resume_matches(stad::MethodConfig::ensemble(2));
+}
+
+/// A decoupled student's adapters are saved in `last.ckpt` / `best.ckpt` and resumed with
+/// their optimizer state: the resumed run is the uninterrupted one.
+#[test]
+fn resumed_decoupled_run_equals_uninterrupted_run() {
+    resume_matches(MethodKind::Decoupled.default_config());
+}
+
+fn resume_matches(method: stad::MethodConfig) {
+    let model = common::model_with(method, 64);
     let data = common::tiny_data(2).train;
 
     let full_dir = tempfile::tempdir().unwrap();

@@ -73,6 +73,11 @@ fn ensemble_is_above_chance() {
 }
 
 #[test]
+fn decoupled_student_is_above_chance() {
+    check(MethodKind::Decoupled.default_config(), 0.70, 0.85);
+}
+
+#[test]
 fn simple_student_is_above_chance() {
     check(MethodKind::SimpleStudent.default_config(), 0.70, 0.85);
 }

@@ -81,6 +81,11 @@ fn train_args(args: &BenchmarkArgs, category: &str, method: MethodArg, out: &Pat
         } else {
             None
         },
+        student: if method == MethodArg::Decoupled {
+            args.student
+        } else {
+            None
+        },
         image_size: args.image_size,
         device: args.device,
         resume: false,

@@ -99,6 +99,7 @@ pub fn run(args: &DemoArgs, console: Console) -> Result<DemoOutputs> {
                 lr: 0.4,
                 seed: 42,
                 students: None,
+                student: None,
                 image_size: args.image_size,
                 device: args.device,
                 resume: false,

@@ -22,6 +22,7 @@ pub fn method_kind(arg: MethodArg) -> MethodKind {
         MethodArg::Stfpm => MethodKind::Stfpm,
         MethodArg::Ensemble => MethodKind::Ensemble,
         MethodArg::Simple => MethodKind::SimpleStudent,
+        MethodArg::Decoupled => MethodKind::Decoupled,
     }
 }
 
@@ -59,6 +60,16 @@ pub fn model_config(args: &TrainArgs) -> Result<(ModelConfig, String)> {
             ));
         }
         method = MethodConfig::ensemble(n);
+    }
+    if let Some(student) = args.student {
+        if kind != MethodKind::Decoupled {
+            return Err(CliError::Usage(
+                "--student applies to --method decoupled only".into(),
+            ));
+        }
+        method = MethodConfig::Decoupled {
+            student: backbone(student, false)?,
+        };
     }
     let (teacher, weights, described) = match (&args.weights, args.random_teacher) {
         (Some(path), _) => {

@@ -9,11 +9,13 @@
 //! | [`stfpm`] | 1, the teacher's architecture | `Σ_k mean_{b,i,j} ‖t̂_k − ŝ_k‖²` | `0.5·‖t̂_k − ŝ_k‖²` |
 //! | [`ensemble`] | `N ≥ 2` (default 3), own seeds | the same, per student | `0.5·‖t̂_k − mean_s ŝ_s,k‖² + ‖std_s ŝ_s,k‖²` |
 //! | [`simple_student`] | 1, narrower inner widths | the same | as STFPM |
+//! | [`decoupled`] | 1, any architecture with the teacher's tap strides, 1×1 adapters to the teacher's widths | the same, on the adapted features | as STFPM |
 //!
 //! (`t̂`, `ŝ`: L2-normalised over channels.) All share the image map
 //! `map = Π_k up(m_k)` (bilinear, `align_corners = false`, to the input size) and the image
 //! score `max map`.
 
+pub mod decoupled;
 pub mod ensemble;
 pub mod simple_student;
 pub mod stfpm;
@@ -34,6 +36,8 @@ pub enum MethodKind {
     Ensemble,
     /// [`simple_student`] (Sol 2): STFPM with a narrower student.
     SimpleStudent,
+    /// [`decoupled`]: STFPM with a student of another architecture and 1×1 adapters.
+    Decoupled,
 }
 
 impl MethodKind {
@@ -43,6 +47,7 @@ impl MethodKind {
             Self::Stfpm => "stfpm",
             Self::Ensemble => "ensemble",
             Self::SimpleStudent => "simple",
+            Self::Decoupled => "decoupled",
         }
     }
 
@@ -52,6 +57,9 @@ impl MethodKind {
             Self::Stfpm => MethodConfig::Stfpm,
             Self::Ensemble => MethodConfig::ensemble(ensemble::DEFAULT_STUDENTS),
             Self::SimpleStudent => MethodConfig::simple_student(),
+            Self::Decoupled => MethodConfig::Decoupled {
+                student: decoupled::default_student(),
+            },
         }
     }
 }
@@ -84,6 +92,12 @@ pub enum MethodConfig {
         /// (default 2; torchvision's is 6).
         expansion: usize,
     },
+    /// A decoupled student ([`decoupled`]).
+    Decoupled {
+        /// The student's architecture and taps (default [`decoupled::default_student`]); its
+        /// taps must have the teacher's strides.
+        student: BackboneConfig,
+    },
 }
 
 impl MethodConfig {
@@ -110,6 +124,7 @@ impl MethodConfig {
             Self::Stfpm => MethodKind::Stfpm,
             Self::Ensemble { .. } => MethodKind::Ensemble,
             Self::SimpleStudent { .. } => MethodKind::SimpleStudent,
+            Self::Decoupled { .. } => MethodKind::Decoupled,
         }
     }
 
@@ -129,6 +144,31 @@ impl MethodConfig {
             Self::Stfpm => Ok(()),
             Self::Ensemble { students, .. } => ensemble::check(*students),
             Self::SimpleStudent { widths, expansion } => simple_student::check(widths, *expansion),
+            Self::Decoupled { student } => student
+                .validate()
+                .map_err(|e| ConfigError::InvalidStudent(e.to_string())),
+        }
+    }
+
+    /// Checks what depends on the teacher too: a decoupled student's tap strides
+    /// ([`decoupled::check`]).
+    ///
+    /// # Errors
+    /// As [`Self::check`], and [`ConfigError::StudentStrides`].
+    pub fn check_with_teacher(&self, teacher: &BackboneConfig) -> Result<(), ConfigError> {
+        self.check()?;
+        match self {
+            Self::Decoupled { student } => decoupled::check(student, teacher),
+            _ => Ok(()),
+        }
+    }
+
+    /// The `(from, to)` channels of a decoupled student's 1×1 adapters, one per tap; `None`
+    /// for the methods whose students match the teacher's widths.
+    pub fn adapter_widths(&self, teacher: &BackboneConfig) -> Option<Vec<(usize, usize)>> {
+        match self {
+            Self::Decoupled { student } => Some(decoupled::adapter_widths(student, teacher)),
+            _ => None,
         }
     }
 
@@ -136,7 +176,7 @@ impl MethodConfig {
     pub fn num_students(&self) -> usize {
         match self {
             Self::Ensemble { students, .. } => *students,
-            Self::Stfpm | Self::SimpleStudent { .. } => 1,
+            Self::Stfpm | Self::SimpleStudent { .. } | Self::Decoupled { .. } => 1,
         }
     }
 
@@ -147,6 +187,7 @@ impl MethodConfig {
             Self::SimpleStudent { widths, expansion } => {
                 simple_student::student_backbone(teacher, *widths, *expansion)
             }
+            Self::Decoupled { student } => student.clone(),
         }
     }
 
@@ -164,6 +205,7 @@ impl MethodConfig {
             Self::Stfpm => stfpm::loss(teacher, student),
             Self::Ensemble { .. } => ensemble::student_loss(teacher, student),
             Self::SimpleStudent { .. } => simple_student::loss(teacher, student),
+            Self::Decoupled { .. } => decoupled::loss(teacher, student),
         }
     }
 
@@ -182,6 +224,7 @@ impl MethodConfig {
             Self::Stfpm => stfpm::anomaly_map(map, teacher, &students[0]),
             Self::Ensemble { mode, .. } => ensemble::anomaly_map(map, *mode, teacher, students),
             Self::SimpleStudent { .. } => simple_student::anomaly_map(map, teacher, &students[0]),
+            Self::Decoupled { .. } => decoupled::anomaly_map(map, teacher, &students[0]),
         }
     }
 }
@@ -196,6 +239,7 @@ mod tests {
             MethodKind::Stfpm,
             MethodKind::Ensemble,
             MethodKind::SimpleStudent,
+            MethodKind::Decoupled,
         ] {
             let config = kind.default_config();
             assert_eq!(config.kind(), kind);
