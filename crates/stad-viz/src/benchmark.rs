@@ -254,8 +254,13 @@ fn cell(v: Option<f64>) -> String {
     v.map_or_else(|| "–".into(), |v| format!("{v:.3}"))
 }
 
+/// `v` with its sign at 3 decimals; a difference that rounds to zero is `+0.000`, never
+/// `-0.000`.
 fn signed(v: Option<f64>) -> String {
-    v.map_or_else(|| "–".into(), |v| format!("{v:+.3}"))
+    v.map_or_else(
+        || "–".into(),
+        |v| format!("{:+.3}", (v * 1000.0).round() / 1000.0 + 0.0),
+    )
 }
 
 /// The comparison as Markdown: the source, what the run was (`setup`, free text), then one
@@ -466,6 +471,13 @@ mod tests {
     }
 
     #[test]
+    fn differences_rounding_to_zero_are_positive() {
+        assert_eq!(signed(Some(0.997 - 0.997 - 1e-12)), "+0.000");
+        assert_eq!(signed(Some(-0.0283)), "-0.028");
+        assert_eq!(signed(None), "–");
+    }
+
+    #[test]
     fn bad_published_lines_are_named() {
         assert!(parse_published("category,method,image_auroc,dice\nbottle,stfpm,1.2,0.5").is_err());
         assert!(parse_published("category,method,image_auroc,dice\nbottle,stfpm,0.5").is_err());
@@ -536,9 +548,9 @@ mod tests {
             "{md}"
         );
         assert!(md.contains(&format!(
-            "| bottle | 0.997 | {:.3} | {:+.3} |",
+            "| bottle | 0.997 | {:.3} | {} |",
             stad.image_auroc,
-            stad.image_auroc - 0.997
+            signed(Some(stad.image_auroc - 0.997))
         )));
         let csv = comparison_csv(&rows);
         assert_eq!(csv.lines().count(), 44);

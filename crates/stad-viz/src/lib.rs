@@ -4,7 +4,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`record`] | [`EvalRecord`], the JSON that `stad eval --json FILE` writes; [`read_records`] (validated), [`write_record`] (atomic) |
-//! | [`tables`] | [`metric_table`]: one row per category, one column per method (STFPM, Ensemble, Simple Student, then others), best in bold, mean row; [`defect_table`] |
+//! | [`tables`] | [`metric_table`]: one row per category, one column per method (STFPM, Ensemble, Simple Student, Decoupled Student, then others), best in bold, mean row; [`defect_table`] |
 //! | [`plots`] | [`roc_plot`] (image ROC per category), [`score_histogram`] (good vs defective scores and the detector threshold), 640 × 480 |
 //! | [`report`] | [`write_report`]: `report.md` with every table, and the PNG plots it embeds |
 //! | [`benchmark`] | the thesis' published table ([`published_results`]) beside stad's values: [`comparison_rows`], [`write_comparison`] (`benchmark.md`, `.json`, `.csv`) |

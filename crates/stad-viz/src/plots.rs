@@ -53,7 +53,7 @@ pub fn method_color(index: usize) -> [u8; 3] {
 }
 
 /// The palette index of each of `methods` (distinct, in column order): the known methods
-/// keep theirs whether or not the others are present, the rest follow from 3 on.
+/// keep theirs whether or not the others are present, the rest follow them.
 fn color_indices(methods: &[String]) -> Vec<usize> {
     let mut next_other = KNOWN_METHODS.len();
     methods
@@ -457,11 +457,12 @@ mod tests {
         let img = roc_plot("bottle", &[&b, &a]).unwrap();
         assert_eq!(img.dimensions(), (640, 480));
         assert!(distinct_colors(&img) > 10);
-        // STFPM is blue, zeta (the first other method) red, whatever the order given.
+        // STFPM is blue, zeta (the first other method) purple, whatever the order given.
         assert!(count_color(&img, method_color(0)) > 300, "stfpm curve");
-        assert!(count_color(&img, method_color(3)) > 300, "zeta curve");
+        assert!(count_color(&img, method_color(4)) > 300, "zeta curve");
         assert_eq!(count_color(&img, method_color(1)), 0, "no ensemble");
         assert_eq!(count_color(&img, method_color(2)), 0, "no simple student");
+        assert_eq!(count_color(&img, method_color(3)), 0, "no decoupled student");
         // The background is white.
         assert_eq!(img.get_pixel(2, 2).0, [255, 255, 255]);
     }
@@ -517,11 +518,11 @@ mod tests {
         let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
             color_indices(&names(&["simple", "alpha", "zeta"])),
-            vec![2, 3, 4]
+            vec![2, 4, 5]
         );
         assert_eq!(
-            color_indices(&names(&["stfpm", "ensemble", "simple"])),
-            vec![0, 1, 2]
+            color_indices(&names(&["stfpm", "ensemble", "simple", "decoupled"])),
+            vec![0, 1, 2, 3]
         );
     }
 

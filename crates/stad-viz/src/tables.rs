@@ -6,10 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::record::EvalRecord;
 
 /// The methods known to the thesis, in column order, with their headings.
-pub(crate) const KNOWN_METHODS: [(&str, &str); 3] = [
+pub(crate) const KNOWN_METHODS: [(&str, &str); 4] = [
     ("stfpm", "STFPM"),
     ("ensemble", "Ensemble"),
     ("simple", "Simple Student"),
+    ("decoupled", "Decoupled Student"),
 ];
 
 /// The placeholder of a missing (category, method) pair.
