@@ -462,7 +462,11 @@ mod tests {
         assert!(count_color(&img, method_color(4)) > 300, "zeta curve");
         assert_eq!(count_color(&img, method_color(1)), 0, "no ensemble");
         assert_eq!(count_color(&img, method_color(2)), 0, "no simple student");
-        assert_eq!(count_color(&img, method_color(3)), 0, "no decoupled student");
+        assert_eq!(
+            count_color(&img, method_color(3)),
+            0,
+            "no decoupled student"
+        );
         // The background is white.
         assert_eq!(img.get_pixel(2, 2).0, [255, 255, 255]);
     }
