@@ -21,15 +21,15 @@ pub const MISSING: &str = "–";
 /// Every one of them is "higher is better".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
-    /// [`EvalRecord::image_auroc`].
+    /// [`Evaluation::image_auroc`](stad_metrics::Evaluation::image_auroc).
     ImageAuroc,
-    /// [`EvalRecord::pixel_auroc`].
+    /// [`Evaluation::pixel_auroc`](stad_metrics::Evaluation::pixel_auroc).
     PixelAuroc,
-    /// [`EvalRecord::au_pro`] (integrated to FPR 0.3).
+    /// [`Evaluation::au_pro`](stad_metrics::Evaluation::au_pro) (integrated to FPR 0.3).
     AuPro,
-    /// [`EvalRecord::dice`].
+    /// [`Evaluation::dice`](stad_metrics::Evaluation::dice) (global).
     Dice,
-    /// [`EvalRecord::image_f1`].
+    /// The F1 of [`Evaluation::image_f1`](stad_metrics::Evaluation::image_f1).
     ImageF1,
 }
 
