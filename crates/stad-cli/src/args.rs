@@ -138,6 +138,21 @@ pub struct TrainArgs {
     /// The data.
     #[command(flatten)]
     pub data: DataArgs,
+    /// The run folder: checkpoints, the trained detector and run.json go there.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub out: PathBuf,
+    /// Continue the run in --out from its last checkpoint (same settings; --epochs may grow).
+    #[arg(long)]
+    pub resume: bool,
+    /// The teacher, the students and the hyper-parameters.
+    #[command(flatten)]
+    pub options: TrainOptions,
+}
+
+/// What `stad train` and `stad benchmark` share: the teacher, the students and the
+/// hyper-parameters (defaults: the thesis').
+#[derive(Debug, Clone, Args)]
+pub struct TrainOptions {
     /// Teacher architecture. Default: mobilenet_v2 with the embedded ImageNet weights, or
     /// resnet18 with --weights / --random-teacher.
     #[arg(long, value_enum)]
@@ -151,10 +166,7 @@ pub struct TrainArgs {
     /// A randomly initialised teacher. A control only: its results are meaningless.
     #[arg(long)]
     pub random_teacher: bool,
-    /// The run folder: checkpoints, the trained detector and run.json go there.
-    #[arg(long, value_name = "RUN_DIR")]
-    pub out: PathBuf,
-    /// Training epochs.
+    /// Training epochs (the official STFPM code: 100).
     #[arg(long, default_value_t = 100)]
     pub epochs: usize,
     /// Images per batch.
@@ -166,10 +178,10 @@ pub struct TrainArgs {
     /// Seed of the students' initialisation, the shuffles and the hold-out split.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Students of the ensemble (--method ensemble only). Default: 3.
+    /// Students of the ensemble (method ensemble only). Default: 3.
     #[arg(long)]
     pub students: Option<usize>,
-    /// The decoupled student's architecture (--method decoupled only; its taps must have the
+    /// The decoupled student's architecture (method decoupled only; its taps must have the
     /// teacher's strides). Default: mobilenet_v2.
     #[arg(long, value_enum)]
     pub student: Option<BackboneArg>,
@@ -179,9 +191,6 @@ pub struct TrainArgs {
     /// Where the networks run.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
-    /// Continue the run in --out from its last checkpoint (same settings; --epochs may grow).
-    #[arg(long)]
-    pub resume: bool,
     /// Memory for the teacher's features, MiB: computed once per image and reused every epoch
     /// while they fit (ResNet18 at 224²: 1.4 MB an image); 0 recomputes them every epoch.
     #[arg(long, value_name = "MIB", default_value_t = 4096)]
@@ -287,43 +296,9 @@ pub struct BenchmarkArgs {
     /// The categories, comma-separated (default: every category under --root).
     #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
     pub categories: Vec<String>,
-    /// Teacher architecture (as `stad train`). The thesis: resnet18 with --weights.
-    #[arg(long, value_enum)]
-    pub backbone: Option<BackboneArg>,
-    /// MobileNetV2 weights ported from TensorFlow need TF "same" padding on stride-2 convs.
-    #[arg(long)]
-    pub tf_padding: bool,
-    /// Teacher weights: a torchvision state dict of --backbone (the thesis: ImageNet ResNet18).
-    #[arg(long, value_name = "FILE", conflicts_with = "random_teacher")]
-    pub weights: Option<PathBuf>,
-    /// A randomly initialised teacher. A control only: its results are meaningless.
-    #[arg(long)]
-    pub random_teacher: bool,
-    /// Training epochs of each pair (the official STFPM code: 100).
-    #[arg(long, default_value_t = 100)]
-    pub epochs: usize,
-    /// Images per batch.
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
-    /// SGD learning rate (momentum 0.9, weight decay 1e-4).
-    #[arg(long, default_value_t = 0.4)]
-    pub lr: f64,
-    /// Seed of the students' initialisation, the shuffles and the hold-out split.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Students of the ensemble. Default: 3.
-    #[arg(long)]
-    pub students: Option<usize>,
-    /// The decoupled student's architecture (method decoupled). Default: mobilenet_v2.
-    #[arg(long, value_enum)]
-    pub student: Option<BackboneArg>,
-    /// Side of the square network input, in pixels.
-    #[arg(long, default_value_t = 224)]
-    pub image_size: usize,
-    /// Where the networks run.
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub device: DeviceArg,
-    /// Memory for the teacher's features, MiB (as `stad train`).
-    #[arg(long, value_name = "MIB", default_value_t = 4096)]
-    pub teacher_cache_mb: usize,
+    /// The teacher, the students and the hyper-parameters (as `stad train`; the thesis:
+    /// --backbone resnet18 --weights FILE). --students and --student apply to the ensemble
+    /// and the decoupled student.
+    #[command(flatten)]
+    pub options: TrainOptions,
 }

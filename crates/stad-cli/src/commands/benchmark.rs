@@ -24,7 +24,9 @@ use std::time::Instant;
 
 use stad_viz::{EvalRecord, PairOutcome, PairStatus};
 
-use crate::args::{BenchmarkArgs, DataArgs, EvalArgs, FormatArg, MethodArg, TrainArgs};
+use crate::args::{
+    BenchmarkArgs, DataArgs, EvalArgs, FormatArg, MethodArg, TrainArgs, TrainOptions,
+};
 use crate::error::{CliError, Result};
 use crate::progress::Console;
 use crate::run_dir::{RunInfo, RunPaths};
@@ -67,29 +69,19 @@ fn train_args(args: &BenchmarkArgs, category: &str, method: MethodArg, out: &Pat
             format: Some(FormatArg::Mvtec),
             ..DataArgs::default()
         },
-        backbone: args.backbone,
-        tf_padding: args.tf_padding,
-        weights: args.weights.clone(),
-        random_teacher: args.random_teacher,
         out: out.to_path_buf(),
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        lr: args.lr,
-        seed: args.seed,
-        students: if method == MethodArg::Ensemble {
-            args.students
-        } else {
-            None
-        },
-        student: if method == MethodArg::Decoupled {
-            args.student
-        } else {
-            None
-        },
-        image_size: args.image_size,
-        device: args.device,
         resume: false,
-        teacher_cache_mb: args.teacher_cache_mb,
+        options: TrainOptions {
+            students: args
+                .options
+                .students
+                .filter(|_| method == MethodArg::Ensemble),
+            student: args
+                .options
+                .student
+                .filter(|_| method == MethodArg::Decoupled),
+            ..args.options.clone()
+        },
     }
 }
 
@@ -184,7 +176,7 @@ fn run_pair(pair: &Pair, train: &TrainArgs, console: Console) -> Result<(EvalRec
             heatmaps: None,
             overwrite: false,
             batch_size: 16,
-            device: train.device,
+            device: train.options.device,
         },
         console,
     )?;
@@ -207,7 +199,7 @@ fn duration(seconds: f64) -> String {
 /// train` refuses, `--out` inside the root. After the plan ran:
 /// [`CliError::BenchmarkFailed`] naming the pairs that failed (the others are reported).
 pub fn run(args: &BenchmarkArgs, console: Console) -> Result<BenchmarkOutcome> {
-    crate::backend::check_available(args.device)?;
+    crate::backend::check_available(args.options.device)?;
     if args.methods.is_empty() {
         return Err(CliError::Usage("--methods names no method".into()));
     }
@@ -228,7 +220,10 @@ pub fn run(args: &BenchmarkArgs, console: Console) -> Result<BenchmarkOutcome> {
         crate::commands::train::model_config(&train_args(args, &selected[0], m, &args.out))?;
     }
     crate::commands::train::train_config(&template)?;
-    if args.weights.is_none() && !args.random_teacher && args.backbone.is_none() {
+    if args.options.weights.is_none()
+        && !args.options.random_teacher
+        && args.options.backbone.is_none()
+    {
         console.warn(
             "the teacher is the embedded ImageNet MobileNetV2; the thesis' table is for an \
              ImageNet ResNet18 teacher (--backbone resnet18 --weights FILE)",
@@ -268,10 +263,10 @@ pub fn run(args: &BenchmarkArgs, console: Console) -> Result<BenchmarkOutcome> {
         selected.len(),
         if selected.len() == 1 { "y" } else { "ies" },
         methods.len(),
-        args.epochs,
-        args.batch_size,
-        args.image_size,
-        args.lr
+        args.options.epochs,
+        args.options.batch_size,
+        args.options.image_size,
+        args.options.lr
     ));
     for (i, pair) in plan.iter().enumerate() {
         let train = train_args(args, &pair.category, pair.method, &pair.run_dir);
@@ -346,15 +341,16 @@ pub fn run(args: &BenchmarkArgs, console: Console) -> Result<BenchmarkOutcome> {
     let setup = format!(
         "teacher {teacher}; {} epochs, batch {}, input {}², SGD lr {} (momentum 0.9, weight \
          decay 1e-4), seed {}{}",
-        args.epochs,
-        args.batch_size,
-        args.image_size,
-        args.lr,
-        args.seed,
+        args.options.epochs,
+        args.options.batch_size,
+        args.options.image_size,
+        args.options.lr,
+        args.options.seed,
         if methods.contains(&MethodArg::Ensemble) {
             format!(
                 ", {} ensemble students",
-                args.students
+                args.options
+                    .students
                     .unwrap_or(stad::methods::ensemble::DEFAULT_STUDENTS)
             )
         } else {

@@ -18,6 +18,7 @@ use stad::data::{DefectKind, SyntheticConfig, SyntheticKind, read_synthetic_mark
 
 use crate::args::{
     DataArgs, DemoArgs, EvalArgs, FormatArg, MethodArg, PredictArgs, ReportArgs, TrainArgs,
+    TrainOptions,
 };
 use crate::data::open_synthetic;
 use crate::error::{CliError, Result};
@@ -89,21 +90,23 @@ pub fn run(args: &DemoArgs, console: Console) -> Result<DemoOutputs> {
                     format: Some(FormatArg::Mvtec),
                     ..DataArgs::default()
                 },
-                backbone: None,
-                tf_padding: false,
-                weights: None,
-                random_teacher: false,
                 out: run_dir.clone(),
-                epochs: args.epochs,
-                batch_size: 8,
-                lr: 0.4,
-                seed: 42,
-                students: None,
-                student: None,
-                image_size: args.image_size,
-                device: args.device,
                 resume: false,
-                teacher_cache_mb: 4096,
+                options: TrainOptions {
+                    backbone: None,
+                    tf_padding: false,
+                    weights: None,
+                    random_teacher: false,
+                    epochs: args.epochs,
+                    batch_size: 8,
+                    lr: 0.4,
+                    seed: 42,
+                    students: None,
+                    student: None,
+                    image_size: args.image_size,
+                    device: args.device,
+                    teacher_cache_mb: 4096,
+                },
             },
             console,
         )?;

@@ -53,7 +53,7 @@ fn backbone(arg: BackboneArg, tf_padding: bool) -> Result<BackboneConfig> {
 pub fn model_config(args: &TrainArgs) -> Result<(ModelConfig, String)> {
     let kind = method_kind(args.method);
     let mut method = kind.default_config();
-    if let Some(n) = args.students {
+    if let Some(n) = args.options.students {
         if kind != MethodKind::Ensemble {
             return Err(CliError::Usage(
                 "--students applies to --method ensemble only".into(),
@@ -61,7 +61,7 @@ pub fn model_config(args: &TrainArgs) -> Result<(ModelConfig, String)> {
         }
         method = MethodConfig::ensemble(n);
     }
-    if let Some(student) = args.student {
+    if let Some(student) = args.options.student {
         if kind != MethodKind::Decoupled {
             return Err(CliError::Usage(
                 "--student applies to --method decoupled only".into(),
@@ -71,11 +71,11 @@ pub fn model_config(args: &TrainArgs) -> Result<(ModelConfig, String)> {
             student: backbone(student, false)?,
         };
     }
-    let (teacher, weights, described) = match (&args.weights, args.random_teacher) {
+    let (teacher, weights, described) = match (&args.options.weights, args.options.random_teacher) {
         (Some(path), _) => {
             let b = backbone(
-                args.backbone.unwrap_or(BackboneArg::Resnet18),
-                args.tf_padding,
+                args.options.backbone.unwrap_or(BackboneArg::Resnet18),
+                args.options.tf_padding,
             )?;
             let described = format!("{} (weights {})", b.name(), path.display());
             (
@@ -86,17 +86,17 @@ pub fn model_config(args: &TrainArgs) -> Result<(ModelConfig, String)> {
         }
         (None, true) => {
             let b = backbone(
-                args.backbone.unwrap_or(BackboneArg::Resnet18),
-                args.tf_padding,
+                args.options.backbone.unwrap_or(BackboneArg::Resnet18),
+                args.options.tf_padding,
             )?;
             let described = format!(
                 "{} (RANDOM weights, seed {}: a control)",
                 b.name(),
-                args.seed
+                args.options.seed
             );
-            (b, TeacherWeights::Random(args.seed), described)
+            (b, TeacherWeights::Random(args.options.seed), described)
         }
-        (None, false) => match args.backbone {
+        (None, false) => match args.options.backbone {
             None | Some(BackboneArg::MobilenetV2) => (
                 BackboneConfig::mobilenet_v2_tf(),
                 TeacherWeights::Embedded,
@@ -112,7 +112,7 @@ pub fn model_config(args: &TrainArgs) -> Result<(ModelConfig, String)> {
             }
         },
     };
-    let model = ModelConfig::new(teacher, weights, method).with_image_size(args.image_size);
+    let model = ModelConfig::new(teacher, weights, method).with_image_size(args.options.image_size);
     model.check().map_err(stad::StadError::from)?;
     Ok((model, described))
 }
@@ -121,18 +121,18 @@ pub fn model_config(args: &TrainArgs) -> Result<(ModelConfig, String)> {
 /// 20 % of the nominal training images held out).
 pub fn train_config(args: &TrainArgs) -> Result<TrainConfig> {
     let config = TrainConfig::new()
-        .with_epochs(args.epochs)
-        .with_batch_size(args.batch_size)
-        .with_learning_rate(args.lr)
-        .with_seed(args.seed)
-        .with_teacher_cache_mb(args.teacher_cache_mb);
+        .with_epochs(args.options.epochs)
+        .with_batch_size(args.options.batch_size)
+        .with_learning_rate(args.options.lr)
+        .with_seed(args.options.seed)
+        .with_teacher_cache_mb(args.options.teacher_cache_mb);
     config.check().map_err(stad::StadError::from)?;
     Ok(config)
 }
 
 /// Runs `stad train`.
 pub fn run(args: &TrainArgs, console: Console) -> Result<RunInfo> {
-    crate::backend::check_available(args.device)?;
+    crate::backend::check_available(args.options.device)?;
     let (model, teacher) = model_config(args)?;
     let config = train_config(args)?;
     let paths = RunPaths::new(&args.out);
@@ -166,9 +166,9 @@ pub fn run(args: &TrainArgs, console: Console) -> Result<RunInfo> {
         config.epochs,
         config.batch_size,
         config.learning_rate,
-        describe(args.device)
+        describe(args.options.device)
     ));
-    if args.random_teacher {
+    if args.options.random_teacher {
         console.warn(
             "--random-teacher: the teacher has random weights. This is a control: its anomaly \
              scores are meaningless (near chance on real data).",
@@ -177,7 +177,7 @@ pub fn run(args: &TrainArgs, console: Console) -> Result<RunInfo> {
 
     let started = Instant::now();
     let trained = run_on(
-        args.device,
+        args.options.device,
         TrainJob {
             model: &model,
             config: &config,
@@ -205,7 +205,7 @@ pub fn run(args: &TrainArgs, console: Console) -> Result<RunInfo> {
         teacher,
         model,
         train: config,
-        device: describe(args.device).into(),
+        device: describe(args.options.device).into(),
         n_fit: trained.n_fit,
         n_holdout: trained.n_holdout,
         best_epoch: trained.best_epoch,
@@ -235,7 +235,7 @@ fn check_memory(
     n_images: usize,
     args: &TrainArgs,
 ) -> Result<()> {
-    if args.device == crate::args::DeviceArg::Cuda {
+    if args.options.device == crate::args::DeviceArg::Cuda {
         return Ok(());
     }
     let needed = stad::memory::training_bytes(model, config, n_images);
