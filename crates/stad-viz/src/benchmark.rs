@@ -88,8 +88,6 @@ pub enum PairStatus {
     Done,
     /// Training or evaluation failed (the benchmark went on with the other pairs).
     Failed,
-    /// In the plan but not reached (the benchmark was stopped).
-    Pending,
     /// The category is in the thesis' table but not under the benchmark's root.
     NotInRoot,
     /// The category is under the root, but it or the method was not selected.
@@ -102,7 +100,6 @@ impl PairStatus {
         match self {
             Self::Done => "done",
             Self::Failed => "failed",
-            Self::Pending => "not run yet",
             Self::NotInRoot => "not in --root",
             Self::NotSelected => "not selected",
         }
@@ -116,7 +113,7 @@ pub struct PairOutcome {
     pub category: String,
     /// The method (`"stfpm"`, `"ensemble"`, `"simple"`, …).
     pub method: String,
-    /// [`PairStatus::Done`], [`PairStatus::Failed`] or [`PairStatus::Pending`].
+    /// [`PairStatus::Done`] or [`PairStatus::Failed`].
     pub status: PairStatus,
     /// The evaluation, when done.
     pub record: Option<EvalRecord>,

@@ -246,11 +246,6 @@ impl<B: Backend> Student<B> {
         &self.adapters
     }
 
-    /// A student from a backbone and its adapters (none, or one per tap).
-    pub fn new(backbone: Backbone<B>, adapters: Vec<Conv2d<B>>) -> Self {
-        Self { backbone, adapters }
-    }
-
     /// The features the student offers the teacher, one per tap: the backbone's, through the
     /// adapters when there are any.
     pub fn forward_features(&self, images: Tensor<B, 4>) -> Vec<Tensor<B, 4>> {

@@ -139,9 +139,35 @@ fn mean_epoch_seconds(info: &RunInfo) -> Option<f64> {
         .then(|| info.history.iter().map(|e| e.seconds).sum::<f64>() / info.history.len() as f64)
 }
 
-/// Trains (or resumes) and evaluates one pair.
-fn run_pair(pair: &Pair, train: &TrainArgs, console: Console) -> Result<(EvalRecord, RunInfo)> {
-    let info = match finished_run(pair, train) {
+/// Where a pair stands before the benchmark works on it (read once per pair).
+enum PairState {
+    /// Its record exists and its run has the asked settings.
+    Done(EvalRecord, RunInfo),
+    /// Its run is finished with the asked settings; the record is missing.
+    Trained(RunInfo),
+    /// It needs training (from scratch, or resumed from `last.ckpt`).
+    Untrained,
+}
+
+impl PairState {
+    fn of(pair: &Pair, train: &TrainArgs) -> Self {
+        match (finished_run(pair, train), existing_record(pair)) {
+            (Some(info), Some(record)) => Self::Done(record, info),
+            (Some(info), None) => Self::Trained(info),
+            (None, _) => Self::Untrained,
+        }
+    }
+}
+
+/// Trains (or resumes) and evaluates one pair; `finished` is its run when it needs no
+/// training.
+fn run_pair(
+    pair: &Pair,
+    train: &TrainArgs,
+    finished: Option<RunInfo>,
+    console: Console,
+) -> Result<(EvalRecord, RunInfo)> {
+    let info = match finished {
         Some(info) => info,
         None => {
             // A record of an earlier training of this folder no longer describes it.
@@ -211,15 +237,19 @@ pub fn run(args: &BenchmarkArgs, console: Console) -> Result<BenchmarkOutcome> {
         )));
     }
     let (selected, under_root) = categories(args)?;
-    let mut methods = args.methods.clone();
-    methods.dedup();
-    // Settings are checked once, before any training: every pair would refuse them alike.
-    let template = train_args(args, &selected[0], methods[0], &args.out);
-    let (_, teacher) = crate::commands::train::model_config(&template)?;
-    for &m in &methods {
-        crate::commands::train::model_config(&train_args(args, &selected[0], m, &args.out))?;
+    let mut methods: Vec<MethodArg> = Vec::new();
+    for &m in &args.methods {
+        if !methods.contains(&m) {
+            methods.push(m);
+        }
     }
-    crate::commands::train::train_config(&template)?;
+    // Settings are checked once, before any training: every pair would refuse them alike.
+    let mut teacher = String::new();
+    for &m in &methods {
+        let train = train_args(args, &selected[0], m, &args.out);
+        teacher = crate::commands::train::model_config(&train)?.1;
+        crate::commands::train::train_config(&train)?;
+    }
     if args.options.weights.is_none()
         && !args.options.random_teacher
         && args.options.backbone.is_none()
@@ -250,13 +280,17 @@ pub fn run(args: &BenchmarkArgs, console: Console) -> Result<BenchmarkOutcome> {
     let mut failed: Vec<String> = Vec::new();
     let mut worked_seconds = 0.0;
     let mut worked = 0usize;
-    let already_done = plan
+    let mut states: Vec<Option<PairState>> = plan
         .iter()
-        .filter(|p| {
-            existing_record(p).is_some()
-                && finished_run(p, &train_args(args, &p.category, p.method, &p.run_dir)).is_some()
+        .map(|p| {
+            Some(PairState::of(
+                p,
+                &train_args(args, &p.category, p.method, &p.run_dir),
+            ))
         })
-        .count();
+        .collect();
+    let is_done = |s: &Option<PairState>| matches!(s, Some(PairState::Done(..)));
+    let already_done = states.iter().filter(|s| is_done(s)).count();
     console.info(format!(
         "benchmark: {} categor{} × {} method(s) = {total} pair(s), {already_done} done already; \
          teacher {teacher}; {} epochs, batch {}, {}², lr {}",
@@ -269,23 +303,23 @@ pub fn run(args: &BenchmarkArgs, console: Console) -> Result<BenchmarkOutcome> {
         args.options.lr
     ));
     for (i, pair) in plan.iter().enumerate() {
+        let to_do = states[i..].iter().filter(|s| !is_done(s)).count();
+        let finished = match states[i].take().expect("each pair's state is taken once") {
+            PairState::Done(record, info) => {
+                console.info(format!("[{}/{total}] {}: done", i + 1, pair.name()));
+                outcomes.push(PairOutcome {
+                    category: pair.category.clone(),
+                    method: method_name(pair.method).into(),
+                    status: PairStatus::Done,
+                    record: Some(record),
+                    seconds_per_epoch: mean_epoch_seconds(&info),
+                });
+                continue;
+            }
+            PairState::Trained(info) => Some(info),
+            PairState::Untrained => None,
+        };
         let train = train_args(args, &pair.category, pair.method, &pair.run_dir);
-        let finished = finished_run(pair, &train);
-        if let (Some(record), Some(info)) = (existing_record(pair), finished.as_ref()) {
-            console.info(format!("[{}/{total}] {}: done", i + 1, pair.name()));
-            outcomes.push(PairOutcome {
-                category: pair.category.clone(),
-                method: method_name(pair.method).into(),
-                status: PairStatus::Done,
-                record: Some(record),
-                seconds_per_epoch: mean_epoch_seconds(info),
-            });
-            continue;
-        }
-        let to_do = plan[i..]
-            .iter()
-            .filter(|p| existing_record(p).is_none())
-            .count();
         let eta = (worked > 0).then(|| duration(worked_seconds / worked as f64 * to_do as f64));
         console.info(format!(
             "\n[{}/{total}] {}: {} ({} done, {to_do} to do{})",
@@ -303,7 +337,7 @@ pub fn run(args: &BenchmarkArgs, console: Console) -> Result<BenchmarkOutcome> {
             eta.map_or_else(String::new, |e| format!(", about {e} left"))
         ));
         let started = Instant::now();
-        let result = run_pair(pair, &train, console);
+        let result = run_pair(pair, &train, finished, console);
         worked_seconds += started.elapsed().as_secs_f64();
         worked += 1;
         match result {

@@ -25,16 +25,24 @@ pub fn default_student() -> BackboneConfig {
     BackboneConfig::MobileNetV2(stad_backbones::MobileNetV2Config::new())
 }
 
-/// Checks that `student` is a valid architecture whose taps have `teacher`'s strides, in
-/// order.
+/// Checks the student's own architecture (its backbone's `validate`).
+///
+/// # Errors
+/// [`ConfigError::InvalidStudent`] for an architecture its backbone refuses.
+pub fn check_student(student: &BackboneConfig) -> Result<(), ConfigError> {
+    student
+        .validate()
+        .map_err(|e| ConfigError::InvalidStudent(e.to_string()))
+}
+
+/// Checks that `student` is a valid architecture ([`check_student`]) whose taps have
+/// `teacher`'s strides, in order.
 ///
 /// # Errors
 /// [`ConfigError::InvalidStudent`] for an architecture its backbone refuses,
 /// [`ConfigError::StudentStrides`] for taps at other strides than the teacher's.
 pub fn check(student: &BackboneConfig, teacher: &BackboneConfig) -> Result<(), ConfigError> {
-    student
-        .validate()
-        .map_err(|e| ConfigError::InvalidStudent(e.to_string()))?;
+    check_student(student)?;
     let (s, t) = (student.tap_strides(), teacher.tap_strides());
     if s != t {
         return Err(ConfigError::StudentStrides {

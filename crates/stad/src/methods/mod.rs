@@ -144,9 +144,7 @@ impl MethodConfig {
             Self::Stfpm => Ok(()),
             Self::Ensemble { students, .. } => ensemble::check(*students),
             Self::SimpleStudent { widths, expansion } => simple_student::check(widths, *expansion),
-            Self::Decoupled { student } => student
-                .validate()
-                .map_err(|e| ConfigError::InvalidStudent(e.to_string())),
+            Self::Decoupled { student } => decoupled::check_student(student),
         }
     }
 
@@ -156,10 +154,9 @@ impl MethodConfig {
     /// # Errors
     /// As [`Self::check`], and [`ConfigError::StudentStrides`].
     pub fn check_with_teacher(&self, teacher: &BackboneConfig) -> Result<(), ConfigError> {
-        self.check()?;
         match self {
             Self::Decoupled { student } => decoupled::check(student, teacher),
-            _ => Ok(()),
+            _ => self.check(),
         }
     }
 
