@@ -142,9 +142,9 @@ fn mean_epoch_seconds(info: &RunInfo) -> Option<f64> {
 /// Where a pair stands before the benchmark works on it (read once per pair).
 enum PairState {
     /// Its record exists and its run has the asked settings.
-    Done(EvalRecord, RunInfo),
+    Done(Box<(EvalRecord, RunInfo)>),
     /// Its run is finished with the asked settings; the record is missing.
-    Trained(RunInfo),
+    Trained(Box<RunInfo>),
     /// It needs training (from scratch, or resumed from `last.ckpt`).
     Untrained,
 }
@@ -152,8 +152,8 @@ enum PairState {
 impl PairState {
     fn of(pair: &Pair, train: &TrainArgs) -> Self {
         match (finished_run(pair, train), existing_record(pair)) {
-            (Some(info), Some(record)) => Self::Done(record, info),
-            (Some(info), None) => Self::Trained(info),
+            (Some(info), Some(record)) => Self::Done(Box::new((record, info))),
+            (Some(info), None) => Self::Trained(Box::new(info)),
             (None, _) => Self::Untrained,
         }
     }
@@ -305,7 +305,8 @@ pub fn run(args: &BenchmarkArgs, console: Console) -> Result<BenchmarkOutcome> {
     for (i, pair) in plan.iter().enumerate() {
         let to_do = states[i..].iter().filter(|s| !is_done(s)).count();
         let finished = match states[i].take().expect("each pair's state is taken once") {
-            PairState::Done(record, info) => {
+            PairState::Done(done) => {
+                let (record, info) = *done;
                 console.info(format!("[{}/{total}] {}: done", i + 1, pair.name()));
                 outcomes.push(PairOutcome {
                     category: pair.category.clone(),
@@ -316,7 +317,7 @@ pub fn run(args: &BenchmarkArgs, console: Console) -> Result<BenchmarkOutcome> {
                 });
                 continue;
             }
-            PairState::Trained(info) => Some(info),
+            PairState::Trained(info) => Some(*info),
             PairState::Untrained => None,
         };
         let train = train_args(args, &pair.category, pair.method, &pair.run_dir);
