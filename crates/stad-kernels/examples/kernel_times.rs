@@ -7,6 +7,10 @@ use std::time::Instant;
 use stad_kernels::norm::{self, Activation};
 use stad_kernels::{ConvGeometry, kernels};
 
+// The binaries' allocator: freed outputs stay mapped, so the timings hold no page faults.
+#[global_allocator]
+static ALLOCATOR: stad_alloc::StadAllocator = stad_alloc::StadAllocator;
+
 fn best(mut f: impl FnMut()) -> f64 {
     f();
     (0..5)
@@ -63,6 +67,22 @@ fn main() {
             "3x3 64@56",
             conv([8, 64, 56, 56], [64, 64, 3, 3], 1, [1, 1], 1),
         ),
+        (
+            "3x3 128@28",
+            conv([8, 128, 28, 28], [128, 128, 3, 3], 1, [1, 1], 1),
+        ),
+        (
+            "3x3 256@14",
+            conv([8, 256, 14, 14], [256, 256, 3, 3], 1, [1, 1], 1),
+        ),
+        (
+            "3x3 64>128 s2",
+            conv([8, 64, 56, 56], [128, 64, 3, 3], 2, [1, 1], 1),
+        ),
+        (
+            "7x7 stem s2",
+            conv([8, 3, 224, 224], [64, 3, 7, 7], 2, [3, 3], 1),
+        ),
     ];
     println!("{:16} {:>8} {:>8} {:>8}", "conv", "fwd", "dx", "dw");
     for (name, g) in cases {
@@ -72,7 +92,13 @@ fn main() {
         let f = best(|| drop(kernels::forward(&g, &x, &w, None)));
         let dx = best(|| drop(kernels::input_grad(&g, &w, &dy)));
         let dw = best(|| drop(kernels::weight_grad(&g, &x, &dy)));
-        println!("{name:16} {f:8.2} {dx:8.2} {dw:8.2}");
+        let gmac = (g.batch * g.out_channels * g.out_plane() * g.patch_len()) as f64 / 1e9;
+        println!(
+            "{name:16} {f:8.2} {dx:8.2} {dw:8.2}   GFLOP/s {:5.0} {:5.0} {:5.0}",
+            2.0 * gmac / f * 1e3,
+            2.0 * gmac / dx * 1e3,
+            2.0 * gmac / dw * 1e3
+        );
     }
     println!("{:16} {:>8} {:>8}", "batch norm", "fwd", "bwd");
     for dims in [[8, 96, 112 * 112], [8, 144, 56 * 56], [8, 64, 112 * 112]] {
@@ -101,5 +127,22 @@ fn main() {
             ))
         });
         println!("{:16} {fwd:8.2} {bwd:8.2}", format!("{dims:?}"));
+    }
+    println!("{:16} {:>8} {:>8}", "elementwise", "affine", "add+act");
+    for dims in [[8, 96, 112 * 112], [8, 144, 56 * 56]] {
+        let x = values(dims.iter().product());
+        let c = dims[1];
+        let (scale, shift) = (vec![1.1f32; c], vec![0.1f32; c]);
+        let affine = best(|| {
+            drop(norm::channel_affine(
+                dims,
+                &x,
+                &scale,
+                &shift,
+                Activation::Relu6,
+            ))
+        });
+        let add = best(|| drop(norm::add_activation(&x, &x, Activation::Relu)));
+        println!("{:16} {affine:8.2} {add:8.2}", format!("{dims:?}"));
     }
 }

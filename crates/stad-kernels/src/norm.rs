@@ -31,25 +31,6 @@ fn row_sum(v: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     acc.iter().sum::<f64>() + tail
 }
 
-/// `Σ f(a_i, b_i)` over two equal rows, in [`LANES`] interleaved `f64` partial sums.
-#[inline(always)]
-fn row_sum2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
-    let mut acc = [0.0f64; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f64 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(&x, &y)| f64::from(f(x, y)))
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for l in 0..LANES {
-            acc[l] += f64::from(f(x[l], y[l]));
-        }
-    }
-    acc.iter().sum::<f64>() + tail
-}
-
 /// The activation a per-channel kernel applies to its result `z` (fused, to save a pass over
 /// the tensor and an autodiff node).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -70,22 +51,8 @@ impl Activation {
     pub fn apply(self, z: f32) -> f32 {
         match self {
             Self::Identity => z,
-            Self::Relu => {
-                if z > 0.0 || z.is_nan() {
-                    z
-                } else {
-                    0.0
-                }
-            }
-            Self::Relu6 => {
-                if z.is_nan() || (z > 0.0 && z < 6.0) {
-                    z
-                } else if z >= 6.0 {
-                    6.0
-                } else {
-                    0.0
-                }
-            }
+            Self::Relu => relu(z),
+            Self::Relu6 => relu6(z),
         }
     }
 
@@ -95,39 +62,99 @@ impl Activation {
         match self {
             Self::Identity => true,
             Self::Relu => y > 0.0,
-            Self::Relu6 => y > 0.0 && y < 6.0,
+            Self::Relu6 => (y > 0.0) & (y < 6.0),
         }
-    }
-
-    /// `dy` where the gradient passes at the output `y`, else 0.
-    #[inline(always)]
-    fn gate(self, y: f32, dy: f32) -> f32 {
-        if self.passes(y) { dy } else { 0.0 }
     }
 }
 
-/// `Σ f(a_i, b_i, c_i)` over three equal rows, in [`LANES`] interleaved `f64` partial sums.
+/// `max(z, 0)` with NaN kept, written as one comparison and one select so that loops over it
+/// vectorise (a chain of branches kept them scalar: `docs/measurements.md`, 2026-12-06).
 #[inline(always)]
-fn row_sum3(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32) -> f64 {
-    let mut acc = [0.0f64; LANES];
-    let (ca, cb, cc) = (
-        a.chunks_exact(LANES),
-        b.chunks_exact(LANES),
-        c.chunks_exact(LANES),
+fn relu(z: f32) -> f32 {
+    if z <= 0.0 { 0.0 } else { z }
+}
+
+/// `min(max(z, 0), 6)` with NaN kept (two selects).
+#[inline(always)]
+fn relu6(z: f32) -> f32 {
+    let r = relu(z);
+    if r >= 6.0 { 6.0 } else { r }
+}
+
+/// `dy` where ReLU's gradient passes at the output `y` (`y > 0`), else 0.
+#[inline(always)]
+fn relu_gate(y: f32, dy: f32) -> f32 {
+    if y > 0.0 { dy } else { 0.0 }
+}
+
+/// `dy` where ReLU6's gradient passes at the output `y` (`0 < y < 6`), else 0.
+#[inline(always)]
+fn relu6_gate(y: f32, dy: f32) -> f32 {
+    if (y > 0.0) & (y < 6.0) { dy } else { 0.0 }
+}
+
+/// Evaluates `$body` with `$apply: Fn(f32) -> f32` (the activation) and `$gate: Fn(y, dy) ->
+/// f32` (its gradient gate at the output `y`) bound to plain functions of `$act`: one copy of
+/// the body per activation, so that each copy's loops are compiled, and vectorised, without
+/// a test of the activation per element.
+macro_rules! per_activation {
+    ($act:expr, |$apply:ident, $gate:ident| $body:expr) => {
+        match $act {
+            Activation::Identity => {
+                let $apply = |z: f32| z;
+                let $gate = |_y: f32, dy: f32| dy;
+                $body
+            }
+            Activation::Relu => {
+                let $apply = relu;
+                let $gate = relu_gate;
+                $body
+            }
+            Activation::Relu6 => {
+                let $apply = relu6;
+                let $gate = relu6_gate;
+                $body
+            }
+        }
+    };
+}
+
+/// `(Σ g_i, Σ g_i·(x_i − μ))` over one plane, with `g_i = gate(y_i, dy_i)`, in [`LANES`]
+/// interleaved `f64` partial sums each: BatchNorm backward's two reductions in one pass.
+#[inline(always)]
+fn gated_sums(
+    (x, dy, y): (&[f32], &[f32], &[f32]),
+    mean: f32,
+    gate: impl Fn(f32, f32) -> f32,
+) -> (f64, f64) {
+    let (mut sum_g, mut sum_gx) = ([0.0f64; LANES], [0.0f64; LANES]);
+    let (cx, cd, cy) = (
+        x.chunks_exact(LANES),
+        dy.chunks_exact(LANES),
+        y.chunks_exact(LANES),
     );
-    let tail: f64 = ca
+    let (mut tail_g, mut tail_gx) = (0.0f64, 0.0f64);
+    for ((&xv, &dv), &yv) in cx
         .remainder()
         .iter()
-        .zip(cb.remainder())
-        .zip(cc.remainder())
-        .map(|((&x, &y), &z)| f64::from(f(x, y, z)))
-        .sum();
-    for ((x, y), z) in ca.zip(cb).zip(cc) {
+        .zip(cd.remainder())
+        .zip(cy.remainder())
+    {
+        let g = gate(yv, dv);
+        tail_g += f64::from(g);
+        tail_gx += f64::from(g * (xv - mean));
+    }
+    for ((xs, ds), ys) in cx.zip(cd).zip(cy) {
         for l in 0..LANES {
-            acc[l] += f64::from(f(x[l], y[l], z[l]));
+            let g = gate(ys[l], ds[l]);
+            sum_g[l] += f64::from(g);
+            sum_gx[l] += f64::from(g * (xs[l] - mean));
         }
     }
-    acc.iter().sum::<f64>() + tail
+    (
+        sum_g.iter().sum::<f64>() + tail_g,
+        sum_gx.iter().sum::<f64>() + tail_gx,
+    )
 }
 
 /// Per-channel statistics of a training-mode BatchNorm.
@@ -179,11 +206,13 @@ fn batch_norm_channel(
     let inv_std = (1.0 / (var + eps).sqrt()) as f32;
     // Centre first: `x·scale + (β − μ·scale)` cancels catastrophically when |μ| ≫ σ.
     let scale = gamma * inv_std;
-    for (o, row) in out.iter_mut().zip(planes) {
-        for (o, v) in o.iter_mut().zip(row.iter()) {
-            *o = act.apply((v - m) * scale + beta);
+    per_activation!(act, |apply, _gate| {
+        for (o, row) in out.iter_mut().zip(planes) {
+            for (o, v) in o.iter_mut().zip(row.iter()) {
+                *o = apply((v - m) * scale + beta);
+            }
         }
-    }
+    });
     (m, var as f32, inv_std)
 }
 
@@ -232,26 +261,29 @@ fn batch_norm_backward_channel<'a>(
     (mean, inv_std, gamma): (f32, f32, f32),
     act: Activation,
 ) -> (f32, f32) {
-    let mut d_beta = 0.0f64;
-    let mut d_gamma = 0.0f64;
-    for ((xr, dr), yr) in x.iter().zip(dy).zip(y) {
-        d_beta += row_sum2(dr, yr, |dv, yv| act.gate(yv, dv));
-        d_gamma += row_sum3(xr, dr, yr, |xv, dv, yv| {
-            (xv - mean) * inv_std * act.gate(yv, dv)
-        });
-    }
-    let (d_gamma, d_beta) = (d_gamma as f32, d_beta as f32);
-    let n: usize = x.iter().map(|p| p.len()).sum();
-    let n = n as f32;
-    let k = gamma * inv_std;
-    let (mean_dbeta, mean_dgamma) = (d_beta / n, d_gamma / n);
-    for (((out, xr), dr), yr) in dx.iter_mut().zip(x).zip(dy).zip(y) {
-        for (((o, &xv), &dv), &yv) in out.iter_mut().zip(xr.iter()).zip(dr.iter()).zip(yr.iter()) {
-            let x_hat = (xv - mean) * inv_std;
-            *o = k * (act.gate(yv, dv) - mean_dbeta - x_hat * mean_dgamma);
+    per_activation!(act, |_apply, gate| {
+        let (mut d_beta, mut d_gamma_centred) = (0.0f64, 0.0f64);
+        for ((xr, dr), yr) in x.iter().zip(dy).zip(y) {
+            let (g, gx) = gated_sums((xr, dr, yr), mean, gate);
+            d_beta += g;
+            d_gamma_centred += gx;
         }
-    }
-    (d_gamma, d_beta)
+        let d_gamma = (d_gamma_centred * f64::from(inv_std)) as f32;
+        let d_beta = d_beta as f32;
+        let n: usize = x.iter().map(|p| p.len()).sum();
+        let n = n as f32;
+        let k = gamma * inv_std;
+        let (mean_dbeta, mean_dgamma) = (d_beta / n, d_gamma / n);
+        for (((out, xr), dr), yr) in dx.iter_mut().zip(x).zip(dy).zip(y) {
+            for (((o, &xv), &dv), &yv) in
+                out.iter_mut().zip(xr.iter()).zip(dr.iter()).zip(yr.iter())
+            {
+                let x_hat = (xv - mean) * inv_std;
+                *o = k * (gate(yv, dv) - mean_dbeta - x_hat * mean_dgamma);
+            }
+        }
+        (d_gamma, d_beta)
+    })
 }
 
 /// Gradients of [`batch_norm_train`] from `dy`: with `g = dy` where the activation passes at
@@ -324,11 +356,19 @@ pub fn channel_affine(
         .enumerate()
         .for_each(|(plane, out)| {
             let (a, s) = (scale[plane % c], shift[plane % c]);
-            for (o, v) in out.iter_mut().zip(&x[plane * p..][..p]) {
-                *o = act.apply(v * a + s);
-            }
+            affine_plane(out, &x[plane * p..][..p], (a, s), act);
         });
     y
+}
+
+/// One plane of [`channel_affine`]: `out = act(x·a + s)`.
+#[multiversion(targets = "simd")]
+fn affine_plane(out: &mut [f32], x: &[f32], (a, s): (f32, f32), act: Activation) {
+    per_activation!(act, |apply, _gate| {
+        for (o, v) in out.iter_mut().zip(x) {
+            *o = apply(v * a + s);
+        }
+    })
 }
 
 /// Elements per parallel task of [`zip_map`].
@@ -353,13 +393,13 @@ fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32>
 
 /// `y = act(a + b)` element by element (a residual connection and its activation).
 pub fn add_activation(a: &[f32], b: &[f32], act: Activation) -> Vec<f32> {
-    zip_map(a, b, |a, b| act.apply(a + b))
+    per_activation!(act, |apply, _gate| zip_map(a, b, move |a, b| apply(a + b)))
 }
 
 /// The gradient of [`add_activation`] (the same for both operands): `dy` where the activation
 /// passes at the output `y`, else 0.
 pub fn activation_grad(y: &[f32], dy: &[f32], act: Activation) -> Vec<f32> {
-    zip_map(y, dy, |y, d| act.gate(y, d))
+    per_activation!(act, |_apply, gate| zip_map(y, dy, gate))
 }
 
 /// Per position of one image `[C, P]`: `1/max(‖v_{·,p}‖, ε)` over the channels.
