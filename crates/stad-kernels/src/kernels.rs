@@ -51,6 +51,80 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     })
 }
 
+/// `dst[t] = src[t·s]` for every `t` (`src` holds at least `(dst.len() − 1)·s + 1` values).
+/// Stride 2, a convolution's usual one, runs as a loop over pairs, which the compiler turns
+/// into vector shuffles instead of one scalar load per value.
+#[inline(always)]
+fn gather_strided(dst: &mut [f32], src: &[f32], s: usize) {
+    match s {
+        1 => dst.copy_from_slice(&src[..dst.len()]),
+        2 => {
+            let pairs = dst.len().min(src.len() / 2);
+            for (d, pair) in dst[..pairs].iter_mut().zip(src.chunks_exact(2)) {
+                *d = pair[0];
+            }
+            if let Some(last) = dst.get_mut(pairs) {
+                *last = src[2 * pairs];
+            }
+        }
+        _ => {
+            for (d, v) in dst.iter_mut().zip(src.iter().step_by(s)) {
+                *d = *v;
+            }
+        }
+    }
+}
+
+/// `dst[t·s] = src[t]` for every `t` (the inverse of [`gather_strided`]; `dst` holds at least
+/// `(src.len() − 1)·s + 1` values).
+#[inline(always)]
+fn scatter_strided(dst: &mut [f32], src: &[f32], s: usize) {
+    match s {
+        1 => dst[..src.len()].copy_from_slice(src),
+        2 => {
+            let pairs = src.len().min(dst.len() / 2);
+            for (pair, v) in dst.chunks_exact_mut(2).zip(&src[..pairs]) {
+                pair[0] = *v;
+            }
+            if let Some(v) = src.get(pairs) {
+                dst[2 * pairs] = *v;
+            }
+        }
+        _ => {
+            for (d, v) in dst.iter_mut().step_by(s).zip(src) {
+                *d = *v;
+            }
+        }
+    }
+}
+
+/// `dst[t·s] += src[t]` for every `t` (the adjoint of [`gather_strided`]; `dst` holds at least
+/// `(src.len() − 1)·s + 1` values).
+#[inline(always)]
+fn scatter_add_strided(dst: &mut [f32], src: &[f32], s: usize) {
+    match s {
+        1 => {
+            for (d, v) in dst[..src.len()].iter_mut().zip(src) {
+                *d += *v;
+            }
+        }
+        2 => {
+            let pairs = src.len().min(dst.len() / 2);
+            for (pair, v) in dst.chunks_exact_mut(2).zip(&src[..pairs]) {
+                pair[0] += *v;
+            }
+            if let Some(v) = src.get(pairs) {
+                dst[2 * pairs] += *v;
+            }
+        }
+        _ => {
+            for (d, v) in dst.iter_mut().step_by(s).zip(src) {
+                *d += *v;
+            }
+        }
+    }
+}
+
 /// A matrix view for [`matmul`]: element `(r, c)` is `data[r·row_stride + c·col_stride]`.
 #[derive(Clone, Copy)]
 struct View<'a> {
@@ -177,6 +251,7 @@ fn unfold(g: &ConvGeometry, x: &[f32], col: &mut [f32]) {
 }
 
 /// [`unfold`] for the output rows `rows` only: `col: [in_per_group·kh·kw, rows.len()·W_out]`.
+#[multiversion(targets = "simd")]
 fn unfold_rows(g: &ConvGeometry, x: &[f32], col: &mut [f32], rows: std::ops::Range<usize>) {
     let [h, w] = g.in_size;
     let [_, ow_n] = g.out_size;
@@ -204,16 +279,7 @@ fn unfold_rows(g: &ConvGeometry, x: &[f32], col: &mut [f32], rows: std::ops::Ran
                     if ow_lo == ow_hi {
                         continue;
                     }
-                    if g.stride[1] == 1 {
-                        dst[ow_lo..ow_hi].copy_from_slice(&src[first..first + (ow_hi - ow_lo)]);
-                    } else {
-                        for (d, s) in dst[ow_lo..ow_hi]
-                            .iter_mut()
-                            .zip(src[first..].iter().step_by(g.stride[1]))
-                        {
-                            *d = *s;
-                        }
-                    }
+                    gather_strided(&mut dst[ow_lo..ow_hi], &src[first..], g.stride[1]);
                 }
             }
         }
@@ -255,6 +321,7 @@ fn fold(g: &ConvGeometry, col: &[f32], dx: &mut [f32]) {
 }
 
 /// [`fold`] for the output rows `rows` only (`col: [patch_len, rows.len()·W_out]`).
+#[multiversion(targets = "simd")]
 fn fold_rows(g: &ConvGeometry, col: &[f32], dx: &mut [f32], rows: std::ops::Range<usize>) {
     let [h, w] = g.in_size;
     let [_, ow_n] = g.out_size;
@@ -278,15 +345,7 @@ fn fold_rows(g: &ConvGeometry, col: &[f32], dx: &mut [f32], rows: std::ops::Rang
                     let dst = &mut plane[ih * w..][..w];
                     let at = (oh - rows.start) * ow_n;
                     let src = &row[at + ow_lo..at + ow_hi];
-                    if g.stride[1] == 1 {
-                        for (d, s) in dst[first..first + src.len()].iter_mut().zip(src) {
-                            *d += *s;
-                        }
-                    } else {
-                        for (d, s) in dst[first..].iter_mut().step_by(g.stride[1]).zip(src) {
-                            *d += *s;
-                        }
-                    }
+                    scatter_add_strided(&mut dst[first..], src, g.stride[1]);
                 }
             }
         }
@@ -559,16 +618,17 @@ fn phase_len(w: usize, s: usize) -> usize {
 /// columns `p, p + s, …` of each row, as rows of [`phase_len`] values (`out[(p·H + ih)·len + k]
 /// = plane[ih, p + k·s]`, unused tail entries zero). Makes a column-strided convolution's
 /// inner loops contiguous.
+#[multiversion(targets = "simd")]
 fn split_phases(plane: &[f32], [h, w]: [usize; 2], s: usize, out: &mut [f32]) {
     let len = phase_len(w, s);
     for p in 0..s {
+        // Columns `p, p + s, …` of a row: `⌈(W − p)/s⌉` of them.
+        let k = w.saturating_sub(p).div_ceil(s);
         for ih in 0..h {
             let row = &plane[ih * w..][..w];
             let dst = &mut out[(p * h + ih) * len..][..len];
-            let mut k = 0;
-            for (d, v) in dst.iter_mut().zip(row[p.min(w)..].iter().step_by(s)) {
-                *d = *v;
-                k += 1;
+            if k > 0 {
+                gather_strided(&mut dst[..k], &row[p..], s);
             }
             dst[k..].fill(0.0);
         }
@@ -576,15 +636,15 @@ fn split_phases(plane: &[f32], [h, w]: [usize; 2], s: usize, out: &mut [f32]) {
 }
 
 /// The inverse of [`split_phases`]: writes every column of `plane` from its phase row.
+#[multiversion(targets = "simd")]
 fn merge_phases(phases: &[f32], [h, w]: [usize; 2], s: usize, plane: &mut [f32]) {
     let len = phase_len(w, s);
     for p in 0..s.min(w) {
+        let k = (w - p).div_ceil(s);
         for ih in 0..h {
-            let src = &phases[(p * h + ih) * len..][..len];
+            let src = &phases[(p * h + ih) * len..][..k];
             let row = &mut plane[ih * w..][..w];
-            for (d, v) in row[p..].iter_mut().step_by(s).zip(src) {
-                *d = *v;
-            }
+            scatter_strided(&mut row[p..], src, s);
         }
     }
 }
@@ -796,6 +856,36 @@ fn for_each_tap_row(
 mod tests {
     use super::*;
     use crate::test_values::dot;
+
+    /// The strided copies against `step_by`, for strides 1–3 and every length up to 9 with
+    /// sources and destinations just long enough or longer (the stride-2 loops' tails).
+    #[test]
+    fn strided_copies_match_step_by() {
+        for s in 1..=3 {
+            for n in 1..=9 {
+                let needed = (n - 1) * s + 1;
+                for extra in 0..=2 {
+                    let src: Vec<f32> = (0..needed + extra).map(|i| i as f32 + 0.5).collect();
+                    let expected: Vec<f32> = src.iter().step_by(s).take(n).copied().collect();
+                    let mut gathered = vec![-1.0; n];
+                    gather_strided(&mut gathered, &src, s);
+                    assert_eq!(gathered, expected, "gather s={s} n={n} extra={extra}");
+
+                    let vals: Vec<f32> = (0..n).map(|i| 10.0 * i as f32 + 1.0).collect();
+                    let mut scattered = vec![0.25f32; needed + extra];
+                    scatter_strided(&mut scattered, &vals, s);
+                    let mut added = vec![0.25f32; needed + extra];
+                    scatter_add_strided(&mut added, &vals, s);
+                    for (i, (&sc, &ad)) in scattered.iter().zip(&added).enumerate() {
+                        let hit = i % s == 0 && i / s < n;
+                        let v = if hit { vals[i / s] } else { 0.0 };
+                        assert_eq!(sc, if hit { v } else { 0.25 }, "scatter s={s} n={n} i={i}");
+                        assert_eq!(ad, 0.25 + v, "scatter-add s={s} n={n} i={i}");
+                    }
+                }
+            }
+        }
+    }
 
     /// Straight from the definition, in f64.
     fn naive_forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f64> {
