@@ -4,7 +4,10 @@
 //! activations mapped (see `stad-alloc`), so the allocator cannot hand out fresh zero pages and
 //! zeroes the block with one `memset` on the calling thread while the other worker threads
 //! wait. [`zeroed`] zeroes large buffers in parallel chunks instead: the same values, written
-//! by every thread (what it bought: `docs/cpu-kernels.md`).
+//! by every thread (what it bought: `docs/cpu-kernels.md`). [`zeroed_chunks`] and
+//! [`zeroed_by_channel`] go further for kernels that write their output chunk by chunk: each
+//! task zeroes its own chunk just before writing it, so the zeros never make a separate trip
+//! to memory.
 
 use std::mem::MaybeUninit;
 
@@ -28,6 +31,86 @@ pub fn zeroed(len: usize) -> Vec<f32> {
         return vec![0.0; len];
     }
     refilled_with_zeros(Vec::new(), len)
+}
+
+/// A vector of `len` values written chunk by chunk: the task of chunk `i` (`chunk_len`
+/// values, the last one shorter when `len` is not a multiple) zeroes it and then calls `f(i,
+/// chunk)`. The zeros go into the cache right before `f` overwrites them, instead of out to
+/// memory in a separate pass over the whole buffer first (as [`zeroed`] does). Chunks run in
+/// parallel, or in order on the calling thread when `parallel` is false (when `f` uses every
+/// thread itself).
+///
+/// ```
+/// let v = stad_kernels::buffer::zeroed_chunks(10, 4, true, |i, chunk| {
+///     chunk[0] = i as f32 + 1.0;
+/// });
+/// assert_eq!(v, [1.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 3.0, 0.0]);
+/// ```
+pub fn zeroed_chunks(
+    len: usize,
+    chunk_len: usize,
+    parallel: bool,
+    f: impl Fn(usize, &mut [f32]) + Sync + Send,
+) -> Vec<f32> {
+    let mut buffer = Vec::with_capacity(len);
+    let spare = &mut buffer.spare_capacity_mut()[..len];
+    let task = |(i, chunk): (usize, &mut [MaybeUninit<f32>])| f(i, zero(chunk));
+    if parallel {
+        spare
+            .par_chunks_mut(chunk_len.max(1))
+            .enumerate()
+            .for_each(task);
+    } else {
+        spare
+            .chunks_mut(chunk_len.max(1))
+            .enumerate()
+            .for_each(task);
+    }
+    // SAFETY: the capacity is at least `len`, and the chunks cover `spare_capacity_mut()[..len]`
+    // exactly; each was zeroed (initialised) by `zero` before `f` saw it.
+    unsafe { buffer.set_len(len) };
+    buffer
+}
+
+/// A `[B, C, P]` buffer written channel by channel, in parallel: `f(c, planes)` gets channel
+/// `c`'s `B` planes (`planes[b]` is plane `(b, c)`), each zeroed by the channel's task as in
+/// [`zeroed_chunks`], and returns a value; the values come back in channel order.
+pub fn zeroed_by_channel<R: Send>(
+    [batch, channels, plane]: [usize; 3],
+    f: impl Fn(usize, &mut [&mut [f32]]) -> R + Sync + Send,
+) -> (Vec<f32>, Vec<R>) {
+    let len = batch * channels * plane;
+    let mut buffer = Vec::with_capacity(len);
+    let mut by_channel: Vec<Vec<&mut [MaybeUninit<f32>]>> =
+        (0..channels).map(|_| Vec::with_capacity(batch)).collect();
+    if plane > 0 {
+        for (i, p) in buffer.spare_capacity_mut()[..len]
+            .chunks_exact_mut(plane)
+            .enumerate()
+        {
+            by_channel[i % channels].push(p);
+        }
+    }
+    let results = by_channel
+        .into_par_iter()
+        .enumerate()
+        .map(|(c, planes)| {
+            let mut planes: Vec<&mut [f32]> = planes.into_iter().map(zero).collect();
+            f(c, &mut planes)
+        })
+        .collect();
+    // SAFETY: the capacity is at least `len`; the planes cover `spare_capacity_mut()[..len]`
+    // exactly (every plane belongs to one channel, and `len` is 0 when `plane` is), and each
+    // was zeroed by `zero` in its channel's task.
+    unsafe { buffer.set_len(len) };
+    (buffer, results)
+}
+
+/// `chunk` filled with zeros, as initialised values.
+fn zero(chunk: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    chunk.fill(MaybeUninit::new(0.0));
+    // SAFETY: every element was just initialised, and `MaybeUninit<f32>` has `f32`'s layout.
+    unsafe { &mut *(std::ptr::from_mut(chunk) as *mut [f32]) }
 }
 
 /// `buffer`'s allocation emptied and refilled with `len` zeros in parallel chunks (grown when
@@ -61,6 +144,38 @@ mod tests {
             assert_eq!(v.len(), len);
             assert!(v.iter().all(|&x| x.to_bits() == 0), "len {len}");
         }
+    }
+
+    #[test]
+    fn chunks_and_channels_are_zeroed_and_handed_out_once_in_place() {
+        for parallel in [false, true] {
+            let v = zeroed_chunks(3 * CHUNK + 5, CHUNK, parallel, |i, chunk| {
+                assert!(chunk.iter().all(|&x| x.to_bits() == 0));
+                chunk[0] += i as f32 + 1.0;
+            });
+            assert_eq!(v.len(), 3 * CHUNK + 5);
+            for (at, &x) in v.iter().enumerate() {
+                let expected = if at % CHUNK == 0 {
+                    (at / CHUNK) as f32 + 1.0
+                } else {
+                    0.0
+                };
+                assert_eq!(x, expected, "at {at}");
+            }
+        }
+        let (v, sums) = zeroed_by_channel([2, 3, 4], |c, planes| {
+            assert_eq!(planes.len(), 2);
+            for (b, plane) in planes.iter_mut().enumerate() {
+                assert!(plane.iter().all(|&x| x.to_bits() == 0));
+                plane[0] = (10 * b + c) as f32;
+            }
+            c * 100
+        });
+        assert_eq!(sums, [0, 100, 200]);
+        let firsts: Vec<f32> = v.chunks_exact(4).map(|p| p[0]).collect();
+        assert_eq!(firsts, [0.0, 1.0, 2.0, 10.0, 11.0, 12.0]);
+        assert_eq!(v.iter().filter(|&&x| x != 0.0).count(), 5);
+        assert_eq!(zeroed_by_channel([2, 3, 0], |_, _| ()).0.len(), 0);
     }
 
     #[test]

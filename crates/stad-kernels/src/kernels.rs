@@ -369,9 +369,8 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>
         g.out_plane(),
     );
     let x_image = g.in_channels * g.in_plane();
-    let mut y = crate::buffer::zeroed(g.batch * g.out_channels * p);
     let parallelism = gemm_threads(g.batch);
-    let image = |(b, yb): (usize, &mut [f32])| {
+    let image = |b: usize, yb: &mut [f32]| {
         let xb = &x[b * x_image..][..x_image];
         for group in 0..g.groups {
             let xg = &xb[group * ipg * g.in_plane()..][..ipg * g.in_plane()];
@@ -416,8 +415,12 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>
             }
         }
     };
-    for_each_chunk(&mut y, g.out_channels * p, parallelism, image);
-    y
+    crate::buffer::zeroed_chunks(
+        g.batch * g.out_channels * p,
+        g.out_channels * p,
+        matches!(parallelism, Parallelism::None),
+        image,
+    )
 }
 
 /// Gradient of the loss with respect to the input, from `dy = ∂L/∂y`:
@@ -435,9 +438,8 @@ pub fn input_grad(g: &ConvGeometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
         g.out_plane(),
     );
     let y_image = g.out_channels * p;
-    let mut dx = crate::buffer::zeroed(g.batch * g.in_channels * g.in_plane());
     let parallelism = gemm_threads(g.batch);
-    let image = |(b, dxb): (usize, &mut [f32])| {
+    let image = |b: usize, dxb: &mut [f32]| {
         let dyb = &dy[b * y_image..][..y_image];
         for group in 0..g.groups {
             let dyg = View::row_major(&dyb[group * opg * p..][..opg * p], p);
@@ -464,8 +466,12 @@ pub fn input_grad(g: &ConvGeometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
             }
         }
     };
-    for_each_chunk(&mut dx, g.in_channels * g.in_plane(), parallelism, image);
-    dx
+    crate::buffer::zeroed_chunks(
+        g.batch * g.in_channels * g.in_plane(),
+        g.in_channels * g.in_plane(),
+        matches!(parallelism, Parallelism::None),
+        image,
+    )
 }
 
 /// Gradient of the loss with respect to the weight: `dw[o, c, u, v] = Σ_{b, i, j}
@@ -576,21 +582,6 @@ fn check_len(data: &[f32], dims: [usize; 4]) {
     );
 }
 
-/// Runs `f(index, chunk)` over the `chunk_len` chunks of `data`: in parallel, or one after the
-/// other when each call uses every thread itself (`parallelism` is the GEMM's).
-fn for_each_chunk(
-    data: &mut [f32],
-    chunk_len: usize,
-    parallelism: Parallelism,
-    f: impl Fn((usize, &mut [f32])) + Sync + Send,
-) {
-    if matches!(parallelism, Parallelism::None) {
-        data.par_chunks_exact_mut(chunk_len).enumerate().for_each(f);
-    } else {
-        data.chunks_exact_mut(chunk_len).enumerate().for_each(f);
-    }
-}
-
 /// A depthwise plane's input as [`split_phases`] lays it out: row `ih` of the columns
 /// `first, first + s, …` is contiguous.
 struct Phases<'a> {
@@ -695,20 +686,16 @@ fn depthwise_forward(
     bias: Option<&[f32]>,
 ) -> Vec<f32> {
     let (pin, pout, taps) = (g.in_plane(), g.out_plane(), g.kernel[0] * g.kernel[1]);
-    let mut y = crate::buffer::zeroed(g.batch * g.out_channels * pout);
-    y.par_chunks_exact_mut(pout)
-        .enumerate()
-        .for_each(|(n, yp)| {
-            let c = n % g.out_channels;
-            if let Some(bias) = bias {
-                yp.fill(bias[c]);
-            }
-            let wc = &weight[c * taps..][..taps];
-            with_phases(g, &x[n * pin..][..pin], |xs| {
-                depthwise_forward_plane(g, xs, wc, yp)
-            });
+    crate::buffer::zeroed_chunks(g.batch * g.out_channels * pout, pout, true, |n, yp| {
+        let c = n % g.out_channels;
+        if let Some(bias) = bias {
+            yp.fill(bias[c]);
+        }
+        let wc = &weight[c * taps..][..taps];
+        with_phases(g, &x[n * pin..][..pin], |xs| {
+            depthwise_forward_plane(g, xs, wc, yp)
         });
-    y
+    })
 }
 
 /// One plane of [`depthwise_input_grad`], accumulated into `dxs` (phase layout).
@@ -739,24 +726,20 @@ fn depthwise_input_grad(g: &ConvGeometry, weight: &[f32], dy: &[f32]) -> Vec<f32
     let [h, w] = g.in_size;
     let s = g.stride[1];
     let len = phase_len(w, s);
-    let mut dx = crate::buffer::zeroed(g.batch * g.in_channels * pin);
-    dx.par_chunks_exact_mut(pin)
-        .enumerate()
-        .for_each(|(n, dxp)| {
-            let c = n % g.in_channels;
-            let dyp = &dy[n * pout..][..pout];
-            let wc = &weight[c * taps..][..taps];
-            if s == 1 {
-                depthwise_input_grad_plane(g, dyp, wc, dxp, (h, w));
-            } else {
-                with_scratch(s * h * len, |dxs| {
-                    dxs.fill(0.0);
-                    depthwise_input_grad_plane(g, dyp, wc, dxs, (h, len));
-                    merge_phases(dxs, [h, w], s, dxp);
-                });
-            }
-        });
-    dx
+    crate::buffer::zeroed_chunks(g.batch * g.in_channels * pin, pin, true, |n, dxp| {
+        let c = n % g.in_channels;
+        let dyp = &dy[n * pout..][..pout];
+        let wc = &weight[c * taps..][..taps];
+        if s == 1 {
+            depthwise_input_grad_plane(g, dyp, wc, dxp, (h, w));
+        } else {
+            with_scratch(s * h * len, |dxs| {
+                dxs.fill(0.0);
+                depthwise_input_grad_plane(g, dyp, wc, dxs, (h, len));
+                merge_phases(dxs, [h, w], s, dxp);
+            });
+        }
+    })
 }
 
 /// One plane's contribution to [`depthwise_weight_grad`]: `acc[tap] += ⟨dy, shift_tap(x)⟩`.

@@ -174,16 +174,6 @@ fn channel_planes(x: &[f32], dims: [usize; 3], c: usize) -> impl Iterator<Item =
     (0..b).map(move |n| &x[(n * ch + c) * p..][..p])
 }
 
-/// The planes of `y: [B, C, P]` grouped by channel: `out[c][b]` is plane `(b, c)` (so that
-/// one task can own a channel's output).
-fn planes_by_channel_mut(y: &mut [f32], [b, c, p]: [usize; 3]) -> Vec<Vec<&mut [f32]>> {
-    let mut out: Vec<Vec<&mut [f32]>> = (0..c).map(|_| Vec::with_capacity(b)).collect();
-    for (i, plane) in y.chunks_exact_mut(p).enumerate() {
-        out[i % c].push(plane);
-    }
-    out
-}
-
 /// One channel of [`batch_norm_train`]: its statistics `(μ, σ², 1/√(σ²+ε))`, and its output
 /// planes written. The channel's planes are read three times in a row, so the second and third
 /// reads come from the cache, not from memory.
@@ -233,15 +223,10 @@ pub fn batch_norm_train(
         gamma.len() == c && beta.len() == c,
         "one γ and β per channel"
     );
-    let mut y = crate::buffer::zeroed(x.len());
-    let stats: Vec<(f32, f32, f32)> = planes_by_channel_mut(&mut y, dims)
-        .into_par_iter()
-        .enumerate()
-        .map(|(ch, mut out)| {
-            let planes: Vec<&[f32]> = channel_planes(x, dims, ch).collect();
-            batch_norm_channel(&planes, &mut out, (gamma[ch], beta[ch], eps), act)
-        })
-        .collect();
+    let (y, stats) = crate::buffer::zeroed_by_channel(dims, |ch, out| {
+        let planes: Vec<&[f32]> = channel_planes(x, dims, ch).collect();
+        batch_norm_channel(&planes, out, (gamma[ch], beta[ch], eps), act)
+    });
     let stats = BatchStats {
         mean: stats.iter().map(|s| s.0).collect(),
         var: stats.iter().map(|s| s.1).collect(),
@@ -314,22 +299,17 @@ pub fn batch_norm_train_backward(
         }
         (_, None) => panic!("the forward output is needed to differentiate {act:?}"),
     };
-    let mut dx = crate::buffer::zeroed(x.len());
-    let sums: Vec<(f32, f32)> = planes_by_channel_mut(&mut dx, dims)
-        .into_par_iter()
-        .enumerate()
-        .map(|(ch, mut out)| {
-            let xs: Vec<&[f32]> = channel_planes(x, dims, ch).collect();
-            let dys: Vec<&[f32]> = channel_planes(dy, dims, ch).collect();
-            let ys: Vec<&[f32]> = channel_planes(y, dims, ch).collect();
-            batch_norm_backward_channel(
-                (&xs, &dys, &ys),
-                &mut out,
-                (stats.mean[ch], stats.inv_std[ch], gamma[ch]),
-                act,
-            )
-        })
-        .collect();
+    let (dx, sums) = crate::buffer::zeroed_by_channel(dims, |ch, out| {
+        let xs: Vec<&[f32]> = channel_planes(x, dims, ch).collect();
+        let dys: Vec<&[f32]> = channel_planes(dy, dims, ch).collect();
+        let ys: Vec<&[f32]> = channel_planes(y, dims, ch).collect();
+        batch_norm_backward_channel(
+            (&xs, &dys, &ys),
+            out,
+            (stats.mean[ch], stats.inv_std[ch], gamma[ch]),
+            act,
+        )
+    });
     (
         dx,
         sums.iter().map(|s| s.0).collect(),
@@ -351,14 +331,10 @@ pub fn channel_affine(
         scale.len() == c && shift.len() == c,
         "one scale and shift per channel"
     );
-    let mut y = crate::buffer::zeroed(x.len());
-    y.par_chunks_exact_mut(p)
-        .enumerate()
-        .for_each(|(plane, out)| {
-            let (a, s) = (scale[plane % c], shift[plane % c]);
-            affine_plane(out, &x[plane * p..][..p], (a, s), act);
-        });
-    y
+    crate::buffer::zeroed_chunks(x.len(), p, true, |plane, out| {
+        let (a, s) = (scale[plane % c], shift[plane % c]);
+        affine_plane(out, &x[plane * p..][..p], (a, s), act);
+    })
 }
 
 /// One plane of [`channel_affine`]: `out = act(x·a + s)`.
@@ -377,18 +353,13 @@ const ELEMENTWISE_CHUNK: usize = 1 << 14;
 /// `f(a_i, b_i)` for every element of two equal-length slices, in parallel chunks.
 fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
     assert_eq!(a.len(), b.len(), "operands of one length");
-    let mut out = crate::buffer::zeroed(a.len());
-    out.par_chunks_mut(ELEMENTWISE_CHUNK)
-        .zip(
-            a.par_chunks(ELEMENTWISE_CHUNK)
-                .zip(b.par_chunks(ELEMENTWISE_CHUNK)),
-        )
-        .for_each(|(out, (a, b))| {
-            for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
-                *o = f(a, b);
-            }
-        });
-    out
+    crate::buffer::zeroed_chunks(a.len(), ELEMENTWISE_CHUNK, true, |i, out| {
+        let at = i * ELEMENTWISE_CHUNK;
+        let (a, b) = (&a[at..][..out.len()], &b[at..][..out.len()]);
+        for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
+            *o = f(a, b);
+        }
+    })
 }
 
 /// `y = act(a + b)` element by element (a residual connection and its activation).
@@ -465,45 +436,41 @@ pub fn stfpm_layer_loss_grad(
     );
     let k = 2.0 * upstream / (b * p) as f32;
     let eps2 = (eps * eps) as f32;
-    let mut ds = crate::buffer::zeroed(student.len());
-    ds.par_chunks_exact_mut(c * p)
-        .enumerate()
-        .for_each(|(n, out)| {
-            let (t, s) = (
-                &teacher[n * c * p..][..c * p],
-                &student[n * c * p..][..c * p],
-            );
-            let it = inverse_norms(t, c, p, eps);
-            let mut sq = vec![0.0f32; p];
-            for row in s.chunks_exact(p) {
-                for (q, x) in sq.iter_mut().zip(row) {
-                    *q += x * x;
-                }
+    crate::buffer::zeroed_chunks(student.len(), c * p, true, |n, out| {
+        let (t, s) = (
+            &teacher[n * c * p..][..c * p],
+            &student[n * c * p..][..c * p],
+        );
+        let it = inverse_norms(t, c, p, eps);
+        let mut sq = vec![0.0f32; p];
+        for row in s.chunks_exact(p) {
+            for (q, x) in sq.iter_mut().zip(row) {
+                *q += x * x;
             }
-            let clamped: Vec<bool> = sq.iter().map(|&q| q < eps2).collect();
-            let is: Vec<f32> = sq.iter().map(|&q| 1.0 / q.max(eps2).sqrt()).collect();
-            // ⟨ŝ, d⟩ per position.
-            let mut dot = vec![0.0f32; p];
-            for (tr, sr) in t.chunks_exact(p).zip(s.chunks_exact(p)) {
-                for q in 0..p {
-                    let s_hat = sr[q] * is[q];
-                    dot[q] += s_hat * (s_hat - tr[q] * it[q]);
-                }
+        }
+        let clamped: Vec<bool> = sq.iter().map(|&q| q < eps2).collect();
+        let is: Vec<f32> = sq.iter().map(|&q| 1.0 / q.max(eps2).sqrt()).collect();
+        // ⟨ŝ, d⟩ per position.
+        let mut dot = vec![0.0f32; p];
+        for (tr, sr) in t.chunks_exact(p).zip(s.chunks_exact(p)) {
+            for q in 0..p {
+                let s_hat = sr[q] * is[q];
+                dot[q] += s_hat * (s_hat - tr[q] * it[q]);
             }
-            for ((o, tr), sr) in out
-                .chunks_exact_mut(p)
-                .zip(t.chunks_exact(p))
-                .zip(s.chunks_exact(p))
-            {
-                for q in 0..p {
-                    let s_hat = sr[q] * is[q];
-                    let d = s_hat - tr[q] * it[q];
-                    let projected = if clamped[q] { d } else { d - s_hat * dot[q] };
-                    o[q] = k * is[q] * projected;
-                }
+        }
+        for ((o, tr), sr) in out
+            .chunks_exact_mut(p)
+            .zip(t.chunks_exact(p))
+            .zip(s.chunks_exact(p))
+        {
+            for q in 0..p {
+                let s_hat = sr[q] * is[q];
+                let d = s_hat - tr[q] * it[q];
+                let projected = if clamped[q] { d } else { d - s_hat * dot[q] };
+                o[q] = k * is[q] * projected;
             }
-        });
-    ds
+        }
+    })
 }
 
 #[cfg(test)]

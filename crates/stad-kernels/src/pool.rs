@@ -127,38 +127,36 @@ pub fn forward(g: &PoolGeometry, x: &[f32]) -> Vec<f32> {
     let (pad, s1, d1) = (g.pad_begin[1], g.stride[1], g.dilation[1]);
     // Long enough for every tap of every output window, padding included.
     let padded_w = ((ow_n - 1) * s1 + (g.kernel[1] - 1) * d1 + 1).max(pad + w);
-    let mut y = crate::buffer::zeroed(g.batch * g.channels * g.out_plane());
-    y.par_chunks_exact_mut(g.out_plane())
-        .zip(x.par_chunks_exact(g.in_plane()))
-        .for_each(|(yp, xp)| {
-            let mut padded = vec![f32::NEG_INFINITY; padded_w];
-            for oh in 0..oh_n {
-                let rows = &mut padded[pad..pad + w];
-                let mut first = true;
-                for u in 0..g.kernel[0] {
-                    let Some(ih) = g.tap(0, oh, u) else { continue };
-                    let src = &xp[ih * w..][..w];
-                    if first {
-                        rows.copy_from_slice(src);
-                        first = false;
-                    } else {
-                        for (r, &v) in rows.iter_mut().zip(src) {
-                            *r = nan_max(*r, v);
-                        }
+    let n = g.batch * g.channels * g.out_plane();
+    crate::buffer::zeroed_chunks(n, g.out_plane(), true, |plane, yp| {
+        let xp = &x[plane * g.in_plane()..][..g.in_plane()];
+        let mut padded = vec![f32::NEG_INFINITY; padded_w];
+        for oh in 0..oh_n {
+            let rows = &mut padded[pad..pad + w];
+            let mut first = true;
+            for u in 0..g.kernel[0] {
+                let Some(ih) = g.tap(0, oh, u) else { continue };
+                let src = &xp[ih * w..][..w];
+                if first {
+                    rows.copy_from_slice(src);
+                    first = false;
+                } else {
+                    for (r, &v) in rows.iter_mut().zip(src) {
+                        *r = nan_max(*r, v);
                     }
-                }
-                let out = &mut yp[oh * ow_n..][..ow_n];
-                for (ow, o) in out.iter_mut().enumerate() {
-                    let window = &padded[ow * s1..];
-                    let mut best = window[0];
-                    for v in 1..g.kernel[1] {
-                        best = nan_max(best, window[v * d1]);
-                    }
-                    *o = best;
                 }
             }
-        });
-    y
+            let out = &mut yp[oh * ow_n..][..ow_n];
+            for (ow, o) in out.iter_mut().enumerate() {
+                let window = &padded[ow * s1..];
+                let mut best = window[0];
+                for v in 1..g.kernel[1] {
+                    best = nan_max(best, window[v * d1]);
+                }
+                *o = best;
+            }
+        }
+    })
 }
 
 /// The forward pass and, per output, the position of its maximum within the input plane
@@ -203,16 +201,16 @@ pub fn forward_with_argmax(g: &PoolGeometry, x: &[f32]) -> (Vec<f32>, Vec<u32>) 
 pub fn backward(g: &PoolGeometry, argmax: &[u32], dy: &[f32]) -> Vec<f32> {
     let n = g.batch * g.channels * g.out_plane();
     assert!(argmax.len() == n && dy.len() == n, "gradient length");
-    let mut dx = crate::buffer::zeroed(g.batch * g.channels * g.in_plane());
-    dx.par_chunks_exact_mut(g.in_plane())
-        .zip(argmax.par_chunks_exact(g.out_plane()))
-        .zip(dy.par_chunks_exact(g.out_plane()))
-        .for_each(|((dxp, ap), dyp)| {
-            for (&p, &d) in ap.iter().zip(dyp) {
-                dxp[p as usize] += d;
-            }
-        });
-    dx
+    let (n_in, n_out) = (g.in_plane(), g.out_plane());
+    crate::buffer::zeroed_chunks(g.batch * g.channels * n_in, n_in, true, |plane, dxp| {
+        let (ap, dyp) = (
+            &argmax[plane * n_out..][..n_out],
+            &dy[plane * n_out..][..n_out],
+        );
+        for (&p, &d) in ap.iter().zip(dyp) {
+            dxp[p as usize] += d;
+        }
+    })
 }
 
 #[cfg(test)]
