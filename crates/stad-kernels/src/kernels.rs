@@ -55,7 +55,7 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
 /// Stride 2, a convolution's usual one, runs as a loop over pairs, which the compiler turns
 /// into vector shuffles instead of one scalar load per value.
 #[inline(always)]
-fn gather_strided(dst: &mut [f32], src: &[f32], s: usize) {
+pub(crate) fn gather_strided(dst: &mut [f32], src: &[f32], s: usize) {
     match s {
         1 => dst.copy_from_slice(&src[..dst.len()]),
         2 => {

@@ -104,13 +104,13 @@ impl PoolGeometry {
 /// `candidate` replaces `best`: strictly larger, or NaN (the first NaN stays).
 #[inline(always)]
 fn wins(candidate: f32, best: f32) -> bool {
-    candidate > best || (candidate.is_nan() && !best.is_nan())
+    (candidate > best) | (candidate.is_nan() & !best.is_nan())
 }
 
 /// `max(best, candidate)` that propagates NaN (branch-free, so the row loops vectorise).
 #[inline(always)]
 fn nan_max(best: f32, candidate: f32) -> f32 {
-    if candidate > best || candidate.is_nan() {
+    if (candidate > best) | candidate.is_nan() {
         candidate
     } else {
         best
@@ -168,32 +168,72 @@ pub fn forward_with_argmax(g: &PoolGeometry, x: &[f32]) -> (Vec<f32>, Vec<u32>) 
     let [oh_n, ow_n] = g.out_size;
     let n = g.batch * g.channels * g.out_plane();
     let (mut y, mut arg) = (vec![0.0f32; n], vec![0u32; n]);
+    // Per window column `v`: the outputs whose tap `v` falls inside a row (a contiguous range).
+    let columns: Vec<(usize, usize)> = (0..g.kernel[1])
+        .map(|v| {
+            let inside: Vec<usize> = (0..ow_n).filter(|&ow| g.tap(1, ow, v).is_some()).collect();
+            inside
+                .first()
+                .map_or((0, 0), |&lo| (lo, inside[inside.len() - 1] + 1))
+        })
+        .collect();
     y.par_chunks_exact_mut(g.out_plane())
         .zip(arg.par_chunks_exact_mut(g.out_plane()))
         .zip(x.par_chunks_exact(g.in_plane()))
         .for_each(|((yp, ap), xp)| {
-            let cols: Vec<Vec<usize>> = (0..ow_n)
-                .map(|ow| (0..g.kernel[1]).filter_map(|v| g.tap(1, ow, v)).collect())
-                .collect();
+            let mut tap_row = vec![0.0f32; ow_n];
+            let mut seen = vec![false; ow_n];
             for oh in 0..oh_n {
-                let taps: Vec<usize> = (0..g.kernel[0]).filter_map(|u| g.tap(0, oh, u)).collect();
-                for (ow, cols) in cols.iter().enumerate() {
-                    let (mut best, mut at, mut any) = (f32::NEG_INFINITY, 0usize, false);
-                    for &ih in &taps {
-                        let row = &xp[ih * w..][..w];
-                        for &iw in cols {
-                            let v = row[iw];
-                            if !any || wins(v, best) {
-                                (best, at, any) = (v, ih * w + iw, true);
-                            }
+                let (best, at) = (&mut yp[oh * ow_n..][..ow_n], &mut ap[oh * ow_n..][..ow_n]);
+                seen.fill(false);
+                for u in 0..g.kernel[0] {
+                    let Some(ih) = g.tap(0, oh, u) else { continue };
+                    for (v, &(lo, hi)) in columns.iter().enumerate() {
+                        if lo == hi {
+                            continue;
                         }
+                        // Input column of output `ow`: `ow·s + v·d − p`.
+                        let first = lo * g.stride[1] + v * g.dilation[1] - g.pad_begin[1];
+                        let values = &mut tap_row[lo..hi];
+                        crate::kernels::gather_strided(
+                            values,
+                            &xp[ih * w + first..(ih + 1) * w],
+                            g.stride[1],
+                        );
+                        let base = (ih * w + first) as u32;
+                        tap_into_row(
+                            (&mut best[lo..hi], &mut at[lo..hi], &mut seen[lo..hi]),
+                            values,
+                            (base, g.stride[1] as u32),
+                        );
                     }
-                    yp[oh * ow_n + ow] = best;
-                    ap[oh * ow_n + ow] = at as u32;
                 }
             }
         });
     (y, arg)
+}
+
+/// One tap of [`forward_with_argmax`] over a run of outputs: where the output has no value yet
+/// or the tap [`wins`], it takes the tap's value and position (`base + i·step` for the run's
+/// `i`-th output). One select per output and no branch, so the loop vectorises.
+#[inline(always)]
+fn tap_into_row(
+    (best, at, seen): (&mut [f32], &mut [u32], &mut [bool]),
+    values: &[f32],
+    (base, step): (u32, u32),
+) {
+    for (i, (((b, a), s), &v)) in best
+        .iter_mut()
+        .zip(at.iter_mut())
+        .zip(seen.iter_mut())
+        .zip(values)
+        .enumerate()
+    {
+        let take = !*s | wins(v, *b);
+        *b = if take { v } else { *b };
+        *a = if take { base + i as u32 * step } else { *a };
+        *s = true;
+    }
 }
 
 /// The input gradient from `dy` and the positions of [`forward_with_argmax`]
