@@ -11,6 +11,7 @@
 //! also writes an `i64` index per output; in the ResNet stem (3×3, stride 2, on 64×112×112 per
 //! image) that was a fifth of a teacher forward pass.
 
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 /// Shape of a 2-D max pooling on NCHW data (floor mode).
@@ -182,10 +183,9 @@ pub fn forward_with_argmax(g: &PoolGeometry, x: &[f32]) -> (Vec<f32>, Vec<u32>) 
         .zip(x.par_chunks_exact(g.in_plane()))
         .for_each(|((yp, ap), xp)| {
             let mut tap_row = vec![0.0f32; ow_n];
-            let mut seen = vec![false; ow_n];
             for oh in 0..oh_n {
                 let (best, at) = (&mut yp[oh * ow_n..][..ow_n], &mut ap[oh * ow_n..][..ow_n]);
-                seen.fill(false);
+                at.fill(UNSEEN);
                 for u in 0..g.kernel[0] {
                     let Some(ih) = g.tap(0, oh, u) else { continue };
                     for (v, &(lo, hi)) in columns.iter().enumerate() {
@@ -202,7 +202,7 @@ pub fn forward_with_argmax(g: &PoolGeometry, x: &[f32]) -> (Vec<f32>, Vec<u32>) 
                         );
                         let base = (ih * w + first) as u32;
                         tap_into_row(
-                            (&mut best[lo..hi], &mut at[lo..hi], &mut seen[lo..hi]),
+                            (&mut best[lo..hi], &mut at[lo..hi]),
                             values,
                             (base, g.stride[1] as u32),
                         );
@@ -213,26 +213,20 @@ pub fn forward_with_argmax(g: &PoolGeometry, x: &[f32]) -> (Vec<f32>, Vec<u32>) 
     (y, arg)
 }
 
+/// The position [`forward_with_argmax`] marks an output with before its first tap (never a
+/// real position: the plane has fewer than `u32::MAX` values).
+const UNSEEN: u32 = u32::MAX;
+
 /// One tap of [`forward_with_argmax`] over a run of outputs: where the output has no value yet
-/// or the tap [`wins`], it takes the tap's value and position (`base + i·step` for the run's
-/// `i`-th output). One select per output and no branch, so the loop vectorises.
-#[inline(always)]
-fn tap_into_row(
-    (best, at, seen): (&mut [f32], &mut [u32], &mut [bool]),
-    values: &[f32],
-    (base, step): (u32, u32),
-) {
-    for (i, (((b, a), s), &v)) in best
-        .iter_mut()
-        .zip(at.iter_mut())
-        .zip(seen.iter_mut())
-        .zip(values)
-        .enumerate()
-    {
-        let take = !*s | wins(v, *b);
+/// (its position is [`UNSEEN`]) or the tap [`wins`], it takes the tap's value and position
+/// (`base + i·step` for the run's `i`-th output). Selects only, no branch, so the loop
+/// vectorises.
+#[multiversion(targets = "simd")]
+fn tap_into_row((best, at): (&mut [f32], &mut [u32]), values: &[f32], (base, step): (u32, u32)) {
+    for (i, ((b, a), &v)) in best.iter_mut().zip(at.iter_mut()).zip(values).enumerate() {
+        let take = (*a == UNSEEN) | wins(v, *b);
         *b = if take { v } else { *b };
         *a = if take { base + i as u32 * step } else { *a };
-        *s = true;
     }
 }
 
