@@ -545,6 +545,75 @@ mod tests {
 
     /// Against the textbook formulas in `f64`, on channels whose mean is large next to their
     /// spread (where rounding shows).
+    /// The fused activations against their definition: the forward pass is the activation of
+    /// the plain BatchNorm output, and the backward pass is the plain backward pass of `dy`
+    /// gated where the activation passes at the output (values straddling 0 and 6).
+    #[test]
+    fn fused_activations_equal_the_activation_after_batch_norm() {
+        let dims = [3, 4, 37];
+        let n: usize = dims.iter().product();
+        let x: Vec<f32> = values(n, 11).iter().map(|v| 4.0 * v).collect();
+        let dy = values(n, 12);
+        let (gamma, beta) = ([3.0, -2.5, 4.0, 0.5], [2.0, 1.0, 3.0, -0.2]);
+        let (plain, stats) = batch_norm_train(dims, &x, &gamma, &beta, 1e-5, Activation::Identity);
+        for act in [Activation::Relu, Activation::Relu6] {
+            let (y, fused_stats) = batch_norm_train(dims, &x, &gamma, &beta, 1e-5, act);
+            assert_eq!(fused_stats, stats);
+            let want: Vec<f32> = plain.iter().map(|&z| act.apply(z)).collect();
+            assert_eq!(y, want, "{act:?} forward");
+            assert!(y.iter().any(|&v| v == 0.0) && y.iter().any(|&v| v > 0.0));
+            if act == Activation::Relu6 {
+                assert!(
+                    y.iter().any(|&v| v == 6.0),
+                    "the test data reach the upper clamp"
+                );
+            }
+            let gated: Vec<f32> = y
+                .iter()
+                .zip(&dy)
+                .map(|(&v, &d)| if act.passes(v) { d } else { 0.0 })
+                .collect();
+            let (dx, dg, db) =
+                batch_norm_train_backward(dims, &x, &gamma, &stats, &dy, (act, Some(&y)));
+            let (want_dx, want_dg, want_db) = batch_norm_train_backward(
+                dims,
+                &x,
+                &gamma,
+                &stats,
+                &gated,
+                (Activation::Identity, None),
+            );
+            assert_eq!((dg, db), (want_dg, want_db), "{act:?} dγ, dβ");
+            assert_eq!(dx, want_dx, "{act:?} dx");
+        }
+    }
+
+    #[test]
+    fn activations_keep_nan_and_clamp_as_defined() {
+        for (z, relu, relu6) in [
+            (-1.0f32, 0.0f32, 0.0f32),
+            (-0.0, 0.0, 0.0),
+            (0.5, 0.5, 0.5),
+            (6.0, 6.0, 6.0),
+            (7.5, 7.5, 6.0),
+        ] {
+            assert_eq!(
+                Activation::Relu.apply(z).to_bits(),
+                relu.to_bits(),
+                "relu({z})"
+            );
+            assert_eq!(
+                Activation::Relu6.apply(z).to_bits(),
+                relu6.to_bits(),
+                "relu6({z})"
+            );
+        }
+        assert!(Activation::Relu.apply(f32::NAN).is_nan());
+        assert!(Activation::Relu6.apply(f32::NAN).is_nan());
+        assert!(!Activation::Relu6.passes(6.0) && Activation::Relu6.passes(5.9));
+        assert!(!Activation::Relu.passes(0.0) && !Activation::Relu.passes(f32::NAN));
+    }
+
     #[test]
     fn batch_norm_backward_matches_f64_reference() {
         let dims = [4, 3, 61];
