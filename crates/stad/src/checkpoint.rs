@@ -207,8 +207,10 @@ impl<B: burn::prelude::Backend> burn::record::Recorder<B> for BoundedRecordReade
         args: &mut Vec<u8>,
     ) -> Result<I, burn::record::RecorderError> {
         let config = bincode::config::standard().with_limit::<RECORD_DECODE_LIMIT>();
-        bincode::borrow_decode_from_slice::<'_, bincode::serde::BorrowCompat<I>, _>(args, config)
-            .map(|(item, _)| item.0)
+        // Through `Guarded`: a tensor whose shape claims more than its bytes is an error here,
+        // before burn would allocate what the shape claims.
+        let mut decoder = bincode::serde::BorrowedSerdeDecoder::from_slice(args, config, ());
+        I::deserialize(crate::tensor_guard::Guarded(decoder.as_deserializer()))
             .map_err(|e| burn::record::RecorderError::DeserializeError(e.to_string()))
     }
 }

@@ -25,6 +25,7 @@ pub mod methods;
 mod model;
 mod run_dir;
 mod teacher_cache;
+mod tensor_guard;
 mod trainer;
 
 pub use checkpoint::{CheckpointError, CheckpointFile};
