@@ -81,16 +81,16 @@ fn relu6(z: f32) -> f32 {
     if r >= 6.0 { 6.0 } else { r }
 }
 
-/// `dy` where ReLU's gradient passes at the output `y` (`y > 0`), else 0.
+/// `dy` where ReLU's gradient passes at the output `y` ([`Activation::passes`]), else 0.
 #[inline(always)]
 fn relu_gate(y: f32, dy: f32) -> f32 {
-    if y > 0.0 { dy } else { 0.0 }
+    if Activation::Relu.passes(y) { dy } else { 0.0 }
 }
 
-/// `dy` where ReLU6's gradient passes at the output `y` (`0 < y < 6`), else 0.
+/// `dy` where ReLU6's gradient passes at the output `y` ([`Activation::passes`]), else 0.
 #[inline(always)]
 fn relu6_gate(y: f32, dy: f32) -> f32 {
-    if (y > 0.0) & (y < 6.0) { dy } else { 0.0 }
+    if Activation::Relu6.passes(y) { dy } else { 0.0 }
 }
 
 /// Evaluates `$body` with `$apply: Fn(f32) -> f32` (the activation) and `$gate: Fn(y, dy) ->
