@@ -41,6 +41,33 @@ fn with_innermost(f: impl FnOnce(&mut TensorFrame)) {
     });
 }
 
+/// A frame on [`FRAMES`] for one `TensorData`, popped when dropped: also when its decoding
+/// panics (the loaders catch that), so no stale frame outlives its struct.
+struct PushedFrame;
+
+impl PushedFrame {
+    fn push() -> Self {
+        FRAMES.with(|frames| {
+            frames.borrow_mut().push(TensorFrame {
+                bytes: None,
+                elements: 1,
+            })
+        });
+        Self
+    }
+
+    /// The frame as decoded so far.
+    fn current(&self) -> Option<TensorFrame> {
+        FRAMES.with(|frames| frames.borrow().last().copied())
+    }
+}
+
+impl Drop for PushedFrame {
+    fn drop(&mut self) {
+        FRAMES.with(|frames| frames.borrow_mut().pop());
+    }
+}
+
 /// Most elements a tensor of `bytes` bytes may claim.
 fn element_limit(bytes: usize) -> u128 {
     8 * bytes as u128
@@ -147,16 +174,12 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Guarded<D> {
                 .0
                 .deserialize_struct(name, fields, GuardVisitor(visitor));
         }
-        FRAMES.with(|frames| {
-            frames.borrow_mut().push(TensorFrame {
-                bytes: None,
-                elements: 1,
-            })
-        });
+        let pushed = PushedFrame::push();
         let value = self
             .0
             .deserialize_struct(name, fields, GuardVisitor(visitor));
-        let frame = FRAMES.with(|frames| frames.borrow_mut().pop());
+        let frame = pushed.current();
+        drop(pushed);
         let value = value?;
         match frame {
             Some(TensorFrame {
@@ -411,6 +434,30 @@ mod tests {
         data.shape = Shape::from([8 * 16 + 1usize]);
         assert!(decode(&encode(&data)).is_err());
         // Nothing is left over for the next decode on this thread.
+        assert!(FRAMES.with(|f| f.borrow().is_empty()));
+    }
+
+    /// A deserializer that panics when asked for the struct's contents.
+    struct Panicking;
+
+    impl<'de> Deserializer<'de> for Panicking {
+        type Error = de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            panic!("decoder failure")
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum
+            identifier ignored_any
+        }
+    }
+
+    #[test]
+    fn a_panic_inside_a_tensor_leaves_no_frame_behind() {
+        let caught = std::panic::catch_unwind(|| TensorData::deserialize(Guarded(Panicking)));
+        assert!(caught.is_err(), "the inner deserializer panicked");
         assert!(FRAMES.with(|f| f.borrow().is_empty()));
     }
 }
