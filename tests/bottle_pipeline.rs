@@ -66,7 +66,13 @@ fn bottle_trains_evaluates_and_predicts_end_to_end() {
 }
 
 /// Image AUROC on bottle's test set of STFPM with a ResNet18 teacher of `weights`, trained
-/// briefly (128², 2 epochs, batch 16, every training image).
+/// briefly (128², 6 epochs, batch 16, every training image).
+///
+/// Six epochs, not fewer: after two (26 steps at lr 0.4) the ImageNet teacher's figure
+/// ranged from 0.58 to 0.98 over seeds 42–47 (this function, with and without the Winograd
+/// convolution kernels alike), so a pass or fail said more about the seed than about the
+/// model. After six (`stad train` at the same settings, which holds 42 images out), seeds
+/// 42–45 gave 0.987–0.993, the random teacher 0.58–0.75.
 fn resnet18_stfpm_image_auroc(weights: stad::TeacherWeights) -> f64 {
     let root = stad_testutil::shared_dir().join("data/mvtec_ad/bottle");
     let data = Dataset::mvtec(&root, &MvtecOptions::default()).unwrap();
@@ -77,7 +83,7 @@ fn resnet18_stfpm_image_auroc(weights: stad::TeacherWeights) -> f64 {
         MethodKind::Stfpm.default_config(),
     )
     .with_image_size(128);
-    let config = TrainConfig::new().with_epochs(2).with_batch_size(16);
+    let config = TrainConfig::new().with_epochs(6).with_batch_size(16);
     let outcome =
         train::<CpuAutodiff>(&model, &config, data.train, None, &device, &mut Silent).unwrap();
     stad::evaluate::<Cpu>(&outcome.model, data.test, 16, &device)

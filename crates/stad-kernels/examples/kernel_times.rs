@@ -1,7 +1,8 @@
 //! Milliseconds per call of each kernel at MobileNetV2 / ResNet18 shapes (batch 8, 224² input),
 //! best of 5: for finding which kernel a training step spends its time in.
 //!
-//! `cargo run --release -p stad-kernels --example kernel_times`
+//! `cargo run --release -p stad-kernels --example kernel_times [FILTER]`: with `FILTER`, only the
+//! convolution rows whose name contains it (and no norm or elementwise rows).
 use std::time::Instant;
 
 use stad_kernels::norm::{self, Activation};
@@ -84,8 +85,12 @@ fn main() {
             conv([8, 3, 224, 224], [64, 3, 7, 7], 2, [3, 3], 1),
         ),
     ];
+    let filter = std::env::args().nth(1);
     println!("{:16} {:>8} {:>8} {:>8}", "conv", "fwd", "dx", "dw");
     for (name, g) in cases {
+        if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
+            continue;
+        }
         let x = values(g.x_dims().iter().product());
         let w = values(g.weight_dims().iter().product());
         let dy = values(g.y_dims().iter().product());
@@ -99,6 +104,9 @@ fn main() {
             2.0 * gmac / dx * 1e3,
             2.0 * gmac / dw * 1e3
         );
+    }
+    if filter.is_some() {
+        return;
     }
     println!("{:16} {:>8} {:>8}", "batch norm", "fwd", "bwd");
     for dims in [[8, 96, 112 * 112], [8, 144, 56 * 56], [8, 64, 112 * 112]] {

@@ -8,7 +8,9 @@
 //!   - input gradient `dX̃ = W_gᵀ·dY`, folded back (col2im, overlapping taps summed) into `dX`,
 //!   - weight gradient `dW_g = Σ_b dY_b·X̃_bᵀ`.
 //!
-//!   A 1×1 stride-1 unpadded convolution skips the unfolding (`X̃ = X`).
+//!   A 1×1 stride-1 unpadded convolution skips the unfolding (`X̃ = X`). A dense 3×3 stride-1
+//!   convolution with padding 1 and at least 16 channels in and out goes through Winograd
+//!   F(2×2, 3×3) instead (module `winograd`): the same map in 2.25× fewer multiply-adds.
 //! - **Depthwise** (one input and one output channel per group): direct loops per `(b, c)`
 //!   plane, tap by tap over the output rows that stay inside the image (no bounds test in the
 //!   inner loop).
@@ -25,6 +27,8 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 
 use crate::ConvGeometry;
+
+mod winograd;
 
 /// Images summed per partial weight gradient. The weight gradient is the sum of at most this
 /// many partial sums, each over a fixed run of consecutive images: the summation order (and so
@@ -404,6 +408,9 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: Option<&[f32]>
     if g.is_depthwise() {
         return depthwise_forward(g, x, weight, bias);
     }
+    if winograd::applies(g) {
+        return winograd::forward(g, x, weight, bias);
+    }
     let (ipg, opg, k, p) = (
         g.in_per_group(),
         g.out_per_group(),
@@ -473,6 +480,9 @@ pub fn input_grad(g: &ConvGeometry, weight: &[f32], dy: &[f32]) -> Vec<f32> {
     if g.is_depthwise() {
         return depthwise_input_grad(g, weight, dy);
     }
+    if winograd::applies(g) {
+        return winograd::input_grad(g, weight, dy);
+    }
     let (ipg, opg, k, p) = (
         g.in_per_group(),
         g.out_per_group(),
@@ -523,6 +533,9 @@ pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     check_len(dy, g.y_dims());
     if g.is_depthwise() {
         return depthwise_weight_grad(g, x, dy);
+    }
+    if winograd::applies(g) {
+        return winograd::weight_grad(g, x, dy);
     }
     let (ipg, opg, k, p) = (
         g.in_per_group(),

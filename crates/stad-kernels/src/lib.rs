@@ -18,7 +18,8 @@
 //! `docs/conv-kernels.md` for why this was chosen over a backend-extension trait.
 //!
 //! The kernels (module [`kernels`]) work on NCHW `f32` slices: im2col + GEMM (the `gemm` crate,
-//! the one burn-flex uses) for dense and grouped convolutions, direct loops for depthwise ones;
+//! the one burn-flex uses) for dense and grouped convolutions, Winograd F(2×2, 3×3) for dense
+//! 3×3 stride-1 ones with padding 1, direct loops for depthwise ones;
 //! any stride, dilation and asymmetric padding (TensorFlow's "same"). Results are deterministic
 //! (a fixed summation order, independent of the thread count).
 

@@ -139,8 +139,8 @@ proptest! {
     }
 }
 
-/// The shapes stad's backbones use, at a reduced size: ResNet's stem, 3×3 and strided 1×1
-/// convolutions, MobileNetV2's 1×1 and depthwise stride-1/2 (TF "same") convolutions.
+/// The shapes stad's backbones use, at a reduced size: ResNet's stem, 3×3 (Winograd, the
+/// stride-1 ones with 16 channels and more) and strided 1×1 convolutions, MobileNetV2's 1×1 and depthwise stride-1/2 (TF "same") convolutions.
 #[test]
 fn backbone_shapes_equal_burns() {
     let spec = |s: usize, pb: usize, pe: usize, groups: usize| ConvSpec {
@@ -162,6 +162,13 @@ fn backbone_shapes_equal_burns() {
             w: [16, 16, 3, 3],
             spec: spec(1, 1, 1, 1),
             bias: false,
+        },
+        // Winograd with a bias and odd sizes (a last tile half outside the image).
+        Case {
+            x: [1, 16, 9, 7],
+            w: [20, 16, 3, 3],
+            spec: spec(1, 1, 1, 1),
+            bias: true,
         },
         Case {
             x: [2, 16, 16, 16],
