@@ -926,7 +926,12 @@ mod tests {
     }
 
     /// Straight from the definition, in f64.
-    fn naive_forward(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f64> {
+    pub(super) fn naive_forward(
+        g: &ConvGeometry,
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+    ) -> Vec<f64> {
         let [oh_n, ow_n] = g.out_size;
         let [h, wd] = g.in_size;
         let mut y = vec![0.0f64; g.batch * g.out_channels * oh_n * ow_n];
@@ -964,7 +969,7 @@ mod tests {
         y
     }
 
-    fn pseudo_random(n: usize, seed: u64) -> Vec<f32> {
+    pub(super) fn pseudo_random(n: usize, seed: u64) -> Vec<f32> {
         crate::test_values::uniform(n, seed, -1.0, 2.0)
     }
 
@@ -1096,6 +1101,39 @@ mod tests {
                 4,
             ),
         ]
+        .into_iter()
+        .chain(winograd_cases())
+        .collect()
+    }
+
+    /// A dense 3×3 stride-1 convolution with padding 1 on every side: `batch` images of `c`
+    /// channels at `h × w` to `o` channels.
+    pub(super) fn padded_3x3(batch: usize, c: usize, o: usize, [h, w]: [usize; 2]) -> ConvGeometry {
+        ConvGeometry::new(
+            [batch, c, h, w],
+            [o, c, 3, 3],
+            [1; 2],
+            [1; 2],
+            [1; 2],
+            [1; 2],
+            1,
+        )
+        .unwrap()
+    }
+
+    /// Dense 3×3 stride-1 convolutions with padding 1 and 16 channels or more (the Winograd
+    /// path): odd and even sizes, a single row or column, several blocks with a partial last
+    /// one, a batch smaller and larger than the thread count.
+    pub(super) fn winograd_cases() -> Vec<ConvGeometry> {
+        let mk = padded_3x3;
+        vec![
+            mk(2, 16, 17, [9, 8]),
+            mk(1, 17, 16, [7, 11]),
+            mk(3, 16, 16, [1, 5]),
+            mk(2, 16, 16, [6, 1]),
+            mk(2, 18, 20, [37, 30]),
+            mk(1, 16, 24, [2, 2]),
+        ]
     }
 
     #[test]
@@ -1107,6 +1145,7 @@ mod tests {
             for bias in [None, Some(bias.as_slice())] {
                 let ours = forward(&g, &x, &w, bias);
                 let theirs = naive_forward(&g, &x, &w, bias);
+                assert_eq!(ours.len(), theirs.len(), "case {n}");
                 for (a, b) in ours.iter().zip(&theirs) {
                     assert!((*a as f64 - b).abs() < 1e-4, "case {n}: {a} vs {b} ({g:?})");
                 }
@@ -1172,29 +1211,31 @@ mod tests {
         }
     }
 
+    /// An im2col case and the multi-block Winograd case.
     #[test]
     fn results_do_not_depend_on_the_thread_count() {
-        let g = cases()[4];
-        let x = pseudo_random(g.x_dims().iter().product(), 5);
-        let w = pseudo_random(g.weight_dims().iter().product(), 6);
-        let dy = pseudo_random(g.y_dims().iter().product(), 7);
-        let run = || {
-            (
-                forward(&g, &x, &w, None),
-                input_grad(&g, &w, &dy),
-                weight_grad(&g, &x, &dy),
-            )
-        };
-        let one = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap()
-            .install(run);
-        let three = rayon::ThreadPoolBuilder::new()
-            .num_threads(3)
-            .build()
-            .unwrap()
-            .install(run);
-        assert_eq!(one, three);
+        for g in [cases()[4], winograd_cases()[4]] {
+            let x = pseudo_random(g.x_dims().iter().product(), 5);
+            let w = pseudo_random(g.weight_dims().iter().product(), 6);
+            let dy = pseudo_random(g.y_dims().iter().product(), 7);
+            let run = || {
+                (
+                    forward(&g, &x, &w, None),
+                    input_grad(&g, &w, &dy),
+                    weight_grad(&g, &x, &dy),
+                )
+            };
+            let one = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap()
+                .install(run);
+            let three = rayon::ThreadPoolBuilder::new()
+                .num_threads(3)
+                .build()
+                .unwrap()
+                .install(run);
+            assert_eq!(one, three, "{g:?}");
+        }
     }
 }

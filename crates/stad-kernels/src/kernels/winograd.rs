@@ -434,14 +434,48 @@ fn transform_input_grad(
     }
 }
 
-/// Scratch per thread: one block's transformed input (`16·in·tiles`), products
-/// (`16·out·tiles`) and the transforms' row buffers.
-fn scratch_len(g: &ConvGeometry, t: &Tiling) -> (usize, usize, usize) {
-    let tiles = t.block_tiles();
-    (
-        XI * g.in_channels * tiles,
-        XI * g.out_channels * tiles,
-        t.row_scratch(),
+/// Runs `f(inputs, products, rows_buf)` with this thread's scratch for one block: the block's
+/// transformed inputs (`16·in·tiles` values), its transformed outputs (`16·out·tiles`) and the
+/// transforms' row buffers.
+fn with_block_scratch<R>(
+    g: &ConvGeometry,
+    t: &Tiling,
+    f: impl FnOnce(&mut [f32], &mut [f32], &mut [f32]) -> R,
+) -> R {
+    let (in_len, out_len) = (
+        XI * g.in_channels * t.block_tiles(),
+        XI * g.out_channels * t.block_tiles(),
+    );
+    with_scratch(in_len + out_len + t.row_scratch(), |buf| {
+        let (inputs, rest) = buf.split_at_mut(in_len);
+        let (outputs, rows_buf) = rest.split_at_mut(out_len);
+        f(inputs, outputs, rows_buf)
+    })
+}
+
+/// A `[batch, image_len]` result written image by image (in parallel unless `parallelism`
+/// gives the GEMM the threads): `block(b, rows, inputs, outputs, rows_buf, image)` for each
+/// block of tile rows of image `b`, in order, with [`with_block_scratch`]'s buffers.
+fn image_by_image(
+    g: &ConvGeometry,
+    t: &Tiling,
+    image_len: usize,
+    parallelism: Parallelism,
+    block: impl Fn(usize, std::ops::Range<usize>, &mut [f32], &mut [f32], &mut [f32], &mut [f32])
+    + Sync
+    + Send,
+) -> Vec<f32> {
+    crate::buffer::zeroed_chunks(
+        g.batch * image_len,
+        image_len,
+        matches!(parallelism, Parallelism::None),
+        |b, image| {
+            with_block_scratch(g, t, |inputs, outputs, rows_buf| {
+                for rows in t.blocks() {
+                    block(b, rows, inputs, outputs, rows_buf, image);
+                }
+            })
+        },
     )
 }
 
@@ -469,39 +503,32 @@ pub(super) fn forward(
     let t = Tiling::new(g);
     let u = transform_weight(g, weight);
     let (c_n, o_n) = (g.in_channels, g.out_channels);
-    let (v_len, m_len, row_len) = scratch_len(g, &t);
     let parallelism = gemm_threads(g.batch);
     let x_image = c_n * g.in_plane();
-    let image = |b: usize, yb: &mut [f32]| {
+    let block = |b: usize,
+                 rows: std::ops::Range<usize>,
+                 v: &mut [f32],
+                 m: &mut [f32],
+                 rows_buf: &mut [f32],
+                 yb: &mut [f32]| {
+        let tiles = rows.len() * t.cols;
         let xb = &x[b * x_image..][..x_image];
-        with_scratch(v_len + m_len + row_len, |buf| {
-            let (v, rest) = buf.split_at_mut(v_len);
-            let (m, rows_buf) = rest.split_at_mut(m_len);
-            for rows in t.blocks() {
-                let tiles = rows.len() * t.cols;
-                transform_input(&t, xb, c_n, rows.clone(), v, rows_buf);
-                products(
-                    (o_n, tiles, c_n),
-                    m,
-                    false,
-                    |xi| {
-                        (
-                            View::row_major(&u[xi * o_n * c_n..][..o_n * c_n], c_n),
-                            View::row_major(&v[xi * c_n * tiles..][..c_n * tiles], tiles),
-                        )
-                    },
-                    parallelism,
-                );
-                transform_output(&t, m, o_n, rows, bias, yb, rows_buf);
-            }
-        })
+        transform_input(&t, xb, c_n, rows.clone(), v, rows_buf);
+        products(
+            (o_n, tiles, c_n),
+            m,
+            false,
+            |xi| {
+                (
+                    View::row_major(&u[xi * o_n * c_n..][..o_n * c_n], c_n),
+                    View::row_major(&v[xi * c_n * tiles..][..c_n * tiles], tiles),
+                )
+            },
+            parallelism,
+        );
+        transform_output(&t, m, o_n, rows, bias, yb, rows_buf);
     };
-    crate::buffer::zeroed_chunks(
-        g.batch * o_n * g.out_plane(),
-        o_n * g.out_plane(),
-        matches!(parallelism, Parallelism::None),
-        image,
-    )
+    image_by_image(g, &t, o_n * g.out_plane(), parallelism, block)
 }
 
 /// Input gradient (see [`super::input_grad`]) of a convolution [`applies`] accepts.
@@ -509,39 +536,32 @@ pub(super) fn input_grad(g: &ConvGeometry, weight: &[f32], dy: &[f32]) -> Vec<f3
     let t = Tiling::new(g);
     let u = transform_weight(g, weight);
     let (c_n, o_n) = (g.in_channels, g.out_channels);
-    let (v_len, m_len, row_len) = scratch_len(g, &t);
     let parallelism = gemm_threads(g.batch);
     let y_image = o_n * g.out_plane();
-    let image = |b: usize, dxb: &mut [f32]| {
+    let block = |b: usize,
+                 rows: std::ops::Range<usize>,
+                 dv: &mut [f32],
+                 dm: &mut [f32],
+                 rows_buf: &mut [f32],
+                 dxb: &mut [f32]| {
+        let tiles = rows.len() * t.cols;
         let dyb = &dy[b * y_image..][..y_image];
-        with_scratch(v_len + m_len + row_len, |buf| {
-            let (dv, rest) = buf.split_at_mut(v_len);
-            let (dm, rows_buf) = rest.split_at_mut(m_len);
-            for rows in t.blocks() {
-                let tiles = rows.len() * t.cols;
-                transform_output_grad(&t, dyb, o_n, rows.clone(), dm, rows_buf);
-                products(
-                    (c_n, tiles, o_n),
-                    dv,
-                    false,
-                    |xi| {
-                        (
-                            View::transposed(&u[xi * o_n * c_n..][..o_n * c_n], c_n),
-                            View::row_major(&dm[xi * o_n * tiles..][..o_n * tiles], tiles),
-                        )
-                    },
-                    parallelism,
-                );
-                transform_input_grad(&t, dv, c_n, rows, dxb, rows_buf);
-            }
-        })
+        transform_output_grad(&t, dyb, o_n, rows.clone(), dm, rows_buf);
+        products(
+            (c_n, tiles, o_n),
+            dv,
+            false,
+            |xi| {
+                (
+                    View::transposed(&u[xi * o_n * c_n..][..o_n * c_n], c_n),
+                    View::row_major(&dm[xi * o_n * tiles..][..o_n * tiles], tiles),
+                )
+            },
+            parallelism,
+        );
+        transform_input_grad(&t, dv, c_n, rows, dxb, rows_buf);
     };
-    crate::buffer::zeroed_chunks(
-        g.batch * c_n * g.in_plane(),
-        c_n * g.in_plane(),
-        matches!(parallelism, Parallelism::None),
-        image,
-    )
+    image_by_image(g, &t, c_n * g.in_plane(), parallelism, block)
 }
 
 /// Weight gradient (see [`super::weight_grad`]) of a convolution [`applies`] accepts: `dU`
@@ -549,16 +569,13 @@ pub(super) fn input_grad(g: &ConvGeometry, weight: &[f32], dy: &[f32]) -> Vec<f3
 pub(super) fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let t = Tiling::new(g);
     let (c_n, o_n) = (g.in_channels, g.out_channels);
-    let (v_len, m_len, row_len) = scratch_len(g, &t);
     let (x_image, y_image) = (c_n * g.in_plane(), o_n * g.out_plane());
     let chunks = g.batch.min(WEIGHT_GRAD_CHUNKS);
     let parallelism = gemm_threads(chunks);
     let partial = |chunk: usize| {
         let images = chunk * g.batch / chunks..(chunk + 1) * g.batch / chunks;
         let mut du = vec![0.0f32; XI * o_n * c_n];
-        with_scratch(v_len + m_len + row_len, |buf| {
-            let (v, rest) = buf.split_at_mut(v_len);
-            let (dm, rows_buf) = rest.split_at_mut(m_len);
+        with_block_scratch(g, &t, |v, dm, rows_buf| {
             for (n, b) in images.enumerate() {
                 let (xb, dyb) = (&x[b * x_image..][..x_image], &dy[b * y_image..][..y_image]);
                 for rows in t.blocks() {
@@ -593,74 +610,25 @@ pub(super) fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_values::{dot, uniform};
-
-    fn geometry(batch: usize, c: usize, o: usize, [h, w]: [usize; 2]) -> ConvGeometry {
-        ConvGeometry::new(
-            [batch, c, h, w],
-            [o, c, 3, 3],
-            [1, 1],
-            [1, 1],
-            [1, 1],
-            [1, 1],
-            1,
-        )
-        .unwrap()
-    }
-
-    /// Odd and even sizes, a single row or column, several blocks with a partial last one,
-    /// a batch smaller and larger than the thread count.
-    fn cases() -> Vec<ConvGeometry> {
-        vec![
-            geometry(2, 16, 17, [9, 8]),
-            geometry(1, 17, 16, [7, 11]),
-            geometry(3, 16, 16, [1, 5]),
-            geometry(2, 16, 16, [6, 1]),
-            geometry(2, 18, 20, [37, 30]),
-            geometry(1, 16, 24, [2, 2]),
-        ]
-    }
-
-    /// Straight from the definition, in f64.
-    fn direct(g: &ConvGeometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f64> {
-        let [h, wd] = g.in_size;
-        let mut y = vec![0.0f64; g.batch * g.out_channels * h * wd];
-        for b in 0..g.batch {
-            for o in 0..g.out_channels {
-                for i in 0..h {
-                    for j in 0..wd {
-                        let mut s = bias.map_or(0.0, |bv| bv[o] as f64);
-                        for c in 0..g.in_channels {
-                            for u in 0..3 {
-                                for v in 0..3 {
-                                    let (ih, iw) = (i + u, j + v);
-                                    if ih < 1 || iw < 1 || ih > h || iw > wd {
-                                        continue;
-                                    }
-                                    let xv =
-                                        x[((b * g.in_channels + c) * h + ih - 1) * wd + iw - 1];
-                                    let wv = w[((o * g.in_channels + c) * 3 + u) * 3 + v];
-                                    s += xv as f64 * wv as f64;
-                                }
-                            }
-                        }
-                        y[((b * g.out_channels + o) * h + i) * wd + j] = s;
-                    }
-                }
-            }
-        }
-        y
-    }
+    use crate::kernels::tests::{naive_forward, padded_3x3, pseudo_random, winograd_cases};
+    use crate::test_values::dot;
 
     fn values(n: usize, seed: u64) -> Vec<f32> {
-        uniform(n, seed, -1.0, 2.0)
+        pseudo_random(n, seed)
+    }
+
+    /// The Winograd cases of the convolution tests, checked to take this path.
+    fn cases() -> Vec<ConvGeometry> {
+        let cases = winograd_cases();
+        assert!(cases.iter().all(applies));
+        cases
     }
 
     #[test]
     fn applies_only_to_padded_dense_3x3_stride_1() {
-        assert!(applies(&geometry(1, 16, 16, [5, 5])));
-        assert!(!applies(&geometry(1, 15, 16, [5, 5])));
-        assert!(!applies(&geometry(1, 16, 15, [5, 5])));
+        assert!(applies(&padded_3x3(1, 16, 16, [5, 5])));
+        assert!(!applies(&padded_3x3(1, 15, 16, [5, 5])));
+        assert!(!applies(&padded_3x3(1, 16, 15, [5, 5])));
         let mk = |s, d, pb, pe, groups| {
             ConvGeometry::new([1, 16, 8, 8], [16, 16 / groups, 3, 3], s, d, pb, pe, groups).unwrap()
         };
@@ -671,23 +639,6 @@ mod tests {
         assert!(!applies(&mk([1, 1], [1, 1], [1, 1], [1, 1], 2)));
     }
 
-    #[test]
-    fn forward_matches_the_definition() {
-        for (n, g) in cases().into_iter().enumerate() {
-            let x = values(g.x_dims().iter().product(), 1 + n as u64);
-            let w = values(g.weight_dims().iter().product(), 100 + n as u64);
-            let bias = values(g.out_channels, 200 + n as u64);
-            for bias in [None, Some(bias.as_slice())] {
-                let ours = forward(&g, &x, &w, bias);
-                let theirs = direct(&g, &x, &w, bias);
-                assert_eq!(ours.len(), theirs.len());
-                for (a, b) in ours.iter().zip(&theirs) {
-                    assert!((*a as f64 - b).abs() < 1e-4, "case {n}: {a} vs {b} ({g:?})");
-                }
-            }
-        }
-    }
-
     /// `⟨dy, conv(x, w)⟩ = ⟨dx(dy), x⟩ = ⟨dw(x, dy), w⟩`, with the convolution from the
     /// definition: the gradients are those of the convolution, not just of the Winograd map.
     #[test]
@@ -696,7 +647,7 @@ mod tests {
             let x = values(g.x_dims().iter().product(), 11 + n as u64);
             let w = values(g.weight_dims().iter().product(), 111 + n as u64);
             let dy = values(g.y_dims().iter().product(), 211 + n as u64);
-            let lhs: f64 = direct(&g, &x, &w, None)
+            let lhs: f64 = naive_forward(&g, &x, &w, None)
                 .iter()
                 .zip(&dy)
                 .map(|(y, d)| y * *d as f64)
@@ -719,7 +670,7 @@ mod tests {
     /// the borders where patches overlap the padding.
     #[test]
     fn gradients_match_the_definition_elementwise() {
-        let g = geometry(2, 16, 17, [7, 6]);
+        let g = padded_3x3(2, 16, 17, [7, 6]);
         let [h, wd] = g.in_size;
         let x = values(g.x_dims().iter().product(), 31);
         let w = values(g.weight_dims().iter().product(), 32);
@@ -754,37 +705,6 @@ mod tests {
         }
         for (a, b) in weight_grad(&g, &x, &dy).iter().zip(&dw) {
             assert!((*a as f64 - b).abs() < 1e-4, "dw: {a} vs {b}");
-        }
-    }
-
-    #[test]
-    fn results_do_not_depend_on_the_thread_count_or_the_batch() {
-        let g = cases()[4];
-        let x = values(g.x_dims().iter().product(), 5);
-        let w = values(g.weight_dims().iter().product(), 6);
-        let dy = values(g.y_dims().iter().product(), 7);
-        let run = || {
-            (
-                forward(&g, &x, &w, None),
-                input_grad(&g, &w, &dy),
-                weight_grad(&g, &x, &dy),
-            )
-        };
-        let pool = |n| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .unwrap()
-        };
-        let one = pool(1).install(run);
-        assert_eq!(one, pool(3).install(run));
-        let single = ConvGeometry { batch: 1, ..g };
-        let (xi, yi) = (g.in_channels * g.in_plane(), g.out_channels * g.out_plane());
-        for b in 0..g.batch {
-            let y = forward(&single, &x[b * xi..][..xi], &w, None);
-            assert_eq!(y, one.0[b * yi..][..yi], "forward, image {b}");
-            let dx = input_grad(&single, &w, &dy[b * yi..][..yi]);
-            assert_eq!(dx, one.1[b * xi..][..xi], "input grad, image {b}");
         }
     }
 }
